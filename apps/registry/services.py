@@ -1,0 +1,164 @@
+"""Writes for the registry: base models, model versions, aliases (deploy / rollback).
+
+A model version's artifacts live under ARTIFACT_ROOT/models/mv-<id>/ with a manifest,
+`hub_model.json`, that the inference server (which knows nothing of Django) reads:
+    {"name": "mv-12", "kind": "adapter"|"full", "base_model_path": "/abs/base",
+     "adapter_path": "/abs/.../adapter" | null, "model_path": "/abs/..." | null}
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.accounts.services import require_admin
+from apps.core.exceptions import NotFound, ValidationFailed
+from apps.registry.models import Alias, BaseModel, Deployment, ModelVersion
+from workers.engine import base_models as engine_base_models
+
+MANIFEST = "hub_model.json"
+
+
+def model_version_dir(version_id: int) -> Path:
+    return settings.ARTIFACT_ROOT / "models" / f"mv-{version_id}"
+
+
+def base_model_prepare_default() -> BaseModel:
+    """Convert the packaged SmolLM2 GGUF once (into HUB_MODEL_CACHE) and register it."""
+    folder = settings.HUB_MODEL_CACHE / engine_base_models.DEFAULT_BASE_MODEL_ID
+    info = engine_base_models.prepare_from_gguf(
+        engine_base_models.smollm2_gguf_path(), folder, display_name=engine_base_models.DEFAULT_BASE_MODEL_NAME
+    )
+    return _base_model_upsert(engine_base_models.DEFAULT_BASE_MODEL_ID, folder, info, is_default=True)
+
+
+def base_model_register(*, actor=None, model_id: str, path: str | Path, name: str | None = None) -> BaseModel:
+    """Register any local Hugging Face model folder as a base model (admins only when an actor is given)."""
+    if actor is not None:
+        require_admin(actor)
+    from django.utils.text import slugify
+
+    slug = slugify(model_id or "")
+    if not slug or slug != model_id:
+        raise ValidationFailed("Use a slug: lower-case letters, digits and dashes.", field="id")
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise ValidationFailed(f"{folder} is not a folder on this machine.", field="path")
+    try:
+        info = engine_base_models.describe_hf_folder(folder)
+    except Exception as exc:
+        raise ValidationFailed(f"Not a loadable Hugging Face model folder: {exc}", field="path") from exc
+    if name:
+        info["name"] = name
+    return _base_model_upsert(slug, folder, info, is_default=False)
+
+
+def _base_model_upsert(model_id: str, folder: Path, info: dict, *, is_default: bool) -> BaseModel:
+    obj, _ = BaseModel.objects.update_or_create(
+        id=model_id,
+        defaults=dict(
+            name=info.get("name") or model_id,
+            path=str(folder),
+            source=str(info.get("source", "")),
+            architecture=info.get("architecture", ""),
+            parameters=info.get("parameters"),
+            context_length=info.get("context_length") or 2048,
+            hidden_size=info.get("hidden_size") or 0,
+            is_default=is_default,
+        ),
+    )
+    return obj
+
+
+def _write_manifest(version: ModelVersion) -> None:
+    folder = model_version_dir(version.pk)
+    folder.mkdir(parents=True, exist_ok=True)
+    artifact = (settings.ARTIFACT_ROOT / version.artifact_path) if version.artifact_path else None
+    manifest = {
+        "name": version.served_name,
+        "kind": version.kind,
+        "base_model_path": version.base_model.path if version.base_model else None,
+        "adapter_path": str(artifact) if artifact and version.kind == ModelVersion.Kind.ADAPTER else None,
+        "model_path": str(artifact) if artifact and version.kind == ModelVersion.Kind.FULL else None,
+        "remote_model_id": version.remote_model_id or None,
+    }
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(folder / MANIFEST)
+
+
+@transaction.atomic
+def model_version_register(*, name: str, kind: str, base_model: BaseModel | None, run=None,
+                           dataset_version=None, parent: ModelVersion | None = None,
+                           source_dir: str | Path | None = None, remote_model_id: str = "",
+                           hyperparameters: dict | None = None, metrics: dict | None = None,
+                           final_loss: float | None = None, created_by=None) -> ModelVersion:
+    """Register a model version. `source_dir` (an adapter or full-model folder) is copied under
+    ARTIFACT_ROOT/models/mv-<id>/weights so the version owns its files."""
+    if kind not in ModelVersion.Kind.values:
+        raise ValidationFailed(f"Unknown kind {kind!r}.", field="kind")
+    version = ModelVersion.objects.create(
+        name=name, kind=kind, base_model=base_model, run=run, dataset_version=dataset_version, parent=parent,
+        remote_model_id=remote_model_id, hyperparameters=hyperparameters or {}, metrics=metrics or {},
+        final_loss=final_loss, created_by=created_by,
+    )
+    if source_dir is not None:
+        dest = model_version_dir(version.pk) / "weights"
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(source_dir, dest)
+        version.artifact_path = str(dest.relative_to(settings.ARTIFACT_ROOT))
+        version.save(update_fields=["artifact_path"])
+    _write_manifest(version)
+    return version
+
+
+def _version_or_404(version_id: int) -> ModelVersion:
+    version = ModelVersion.objects.select_related("base_model").filter(pk=version_id).first()
+    if version is None:
+        raise NotFound(f"Model version {version_id} does not exist.")
+    return version
+
+
+@transaction.atomic
+def alias_deploy(*, actor, version_id: int, alias: str) -> Alias:
+    """Point `alias` at a model version (admins only); the previous target is kept for rollback."""
+    require_admin(actor)
+    from django.utils.text import slugify
+
+    if not alias or slugify(alias) != alias:
+        raise ValidationFailed("Alias must be a slug (letters, digits, dashes).", field="alias")
+    version = _version_or_404(version_id)
+    current = Alias.objects.select_for_update().filter(name=alias).first()
+    previous = current.model_version if current else None
+    if current:
+        current.model_version = version
+        current.updated_by = actor
+        current.save(update_fields=["model_version", "updated_by", "updated_at"])
+    else:
+        current = Alias.objects.create(name=alias, model_version=version, updated_by=actor)
+    Deployment.objects.create(alias_name=alias, model_version=version, previous_version=previous,
+                              action="deploy", actor=actor)
+    return current
+
+
+@transaction.atomic
+def alias_rollback(*, actor, alias: str) -> Alias:
+    """Point `alias` back at what it served before its latest deployment (admins only)."""
+    require_admin(actor)
+    current = Alias.objects.select_for_update().filter(name=alias).first()
+    if current is None:
+        raise NotFound(f"Alias {alias!r} does not exist.")
+    last = Deployment.objects.filter(alias_name=alias).first()
+    if last is None or last.previous_version is None:
+        raise ValidationFailed(f"Alias {alias!r} has no earlier version to roll back to.", field="alias")
+    target = last.previous_version
+    Deployment.objects.create(alias_name=alias, model_version=target, previous_version=current.model_version,
+                              action="rollback", actor=actor)
+    current.model_version = target
+    current.updated_by = actor
+    current.save(update_fields=["model_version", "updated_by", "updated_at"])
+    return current
