@@ -1,0 +1,1 @@
+"""Dramatiq actors for datasets (see the module's owner)."""

@@ -1,0 +1,1 @@
+"""Dramatiq actors for proxy (see the module's owner)."""

@@ -1,0 +1,1 @@
+"""Dramatiq actors for together (see the module's owner)."""

@@ -1,0 +1,1 @@
+"""Dramatiq actors for training (see the module's owner)."""
