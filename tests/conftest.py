@@ -1,0 +1,87 @@
+"""Shared fixtures. Area-specific fixtures live in tests/<area>/conftest.py."""
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+
+@pytest.fixture(autouse=True)
+def _artifact_root(tmp_path, settings):
+    """Every test gets its own artifact root, so files never leak between tests."""
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    settings.UPLOAD_ROOT = settings.ARTIFACT_ROOT / "uploads"
+    settings.ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
+    return settings.ARTIFACT_ROOT
+
+
+@pytest.fixture
+def make_user(db):
+    from apps.accounts.models import User
+
+    def _make(username="alice", role="member", password="pw-123456"):
+        return User.objects.create_user(username=username, password=password, role=role)
+
+    return _make
+
+
+@pytest.fixture
+def member(make_user):
+    return make_user("member", "member")
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("boss", "admin")
+
+
+@pytest.fixture
+def api_key(member):
+    from apps.accounts.services import api_key_create
+
+    return api_key_create(user=member, name="test").plaintext
+
+
+@pytest.fixture
+def admin_key(admin_user):
+    from apps.accounts.services import api_key_create
+
+    return api_key_create(user=admin_user, name="test").plaintext
+
+
+@pytest.fixture
+def api(client, api_key):
+    """Django test client that authenticates to /api with a member's API key."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
+    return client
+
+
+@pytest.fixture
+def admin_api(client, admin_key):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {admin_key}"
+    return client
+
+
+_TINY_TEXTS = [
+    "What is Python? Python is a programming language.",
+    "How do I reverse a list? Use reversed(items) or items[::-1].",
+    "The dragon roars. Roll for initiative! The goblin attacks with a rusty sword.",
+    "def add(a, b):\n    return a + b",
+] * 5
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny randomly initialised Llama-style model + BPE tokenizer (built once per session)."""
+    from workers.engine.tiny import build_model
+
+    out = tmp_path_factory.mktemp("tiny-base")
+    build_model(out, size="nano", texts=_TINY_TEXTS, vocab_size=400, context_length=256)
+    return out
+
+
+@pytest.fixture
+def tiny_base_model(db, tiny_model_dir):
+    """The tiny model registered as a base model with id `tiny`."""
+    from apps.registry.services import base_model_register
+
+    return base_model_register(model_id="tiny", path=str(tiny_model_dir), name="Tiny test model")
