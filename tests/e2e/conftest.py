@@ -1,0 +1,117 @@
+"""The real stack for end-to-end tests: `python -m training_hub.launcher` (embedded Redis, uvicorn,
+Dramatiq workers on queues gpu and default, the inference process) on free loopback ports, with its
+own data dir, a tiny base model and an admin with an API key."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    url: str
+    api_key: str
+    admin_password: str
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=60)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+
+def _manage(env, *args) -> str:
+    out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    from workers.engine.tiny import build_model
+
+    data_dir = tmp_path_factory.mktemp("hub-e2e")
+    tiny = data_dir / "tiny-model"
+    corpus = [f"Question {i}: what is {i} plus {i}? Answer: {2 * i}." for i in range(50)]
+    build_model(tiny, size="nano", texts=corpus, vocab_size=400, context_length=256)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(HUB_DATA_DIR=str(data_dir), HUB_PORT=str(port), HUB_INFERENCE_PORT=str(free_port()),
+               DJANGO_SETTINGS_MODULE="training_hub.settings", PYTHONUNBUFFERED="1")
+    _manage(env, "migrate", "--noinput", "-v", "0")
+    _manage(env, "ensure_admin")
+    _manage(env, "prepare_base_model", "--id", "tiny", "--path", str(tiny))
+    api_key = _manage(env, "create_api_key", "admin").strip()
+    password = (data_dir / "admin_password").read_text().strip()
+    log_path = data_dir / "stack.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "training_hub.launcher", "--ready-timeout", "120"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    s = Stack(url=url, api_key=api_key, admin_password=password, data_dir=data_dir, log_path=log_path, proc=proc)
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the stack exited early ({proc.returncode}):\n{s.logs()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200 and "is ready" in log_path.read_text():
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the stack did not become ready:\n{s.logs()}")
+        time.sleep(0.5)
+    try:
+        yield s
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def chat_jsonl(n: int = 40) -> bytes:
+    lines = []
+    for i in range(n):
+        a, b = i % 7 + 1, i % 5 + 2
+        lines.append(json.dumps({"messages": [
+            {"role": "system", "content": "You are a helpful arithmetic tutor."},
+            {"role": "user", "content": f"What is {a} plus {b}? Please explain briefly."},
+            {"role": "assistant", "content": f"{a} plus {b} equals {a + b}, because counting on from {a} by {b} gives {a + b}."},
+        ]}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def wait_run(client: httpx.Client, run_id: int, statuses=("succeeded", "failed", "cancelled"), timeout=240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/runs/{run_id}").json()
+        if body["status"] in statuses:
+            return body
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not reach {statuses}: {body}")

@@ -1,0 +1,61 @@
+"""A real browser (Debian's chromium driven by Playwright): log in, start a run from the dashboard,
+and see the loss chart receive live points over the websocket."""
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import chat_jsonl
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def test_login_start_run_and_watch_live_loss(stack, browser):
+    c = stack.client()
+    r = c.post("/api/datasets", data={"name": "browser data"},
+               files={"file": ("browser.jsonl", chat_jsonl(40), "application/jsonl")})
+    assert r.status_code in (200, 201), r.text
+    version_id = r.json().get("version_id") or r.json()["id"]
+
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{stack.url}/")
+    assert "/accounts/login/" in page.url
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", stack.admin_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.url}/")
+
+    page.goto(f"{stack.url}/runs/new/?dataset_version={version_id}")
+    page.select_option("select[name=base_model]", "tiny")
+    page.fill("input[name=max_steps]", "400")
+    page.fill("input[name=batch_size]", "2")
+    page.fill("input[name=max_seq_len]", "128")
+    page.click("form#run-form button[type=submit]")
+    page.wait_for_url("**/runs/*/")
+    page.wait_for_selector("#loss-chart")
+    # Points pushed over the websocket while the page is open, not only those rendered at load.
+    page.wait_for_function("() => (window.hubLivePoints || 0) >= 2", timeout=120_000)
+    status = page.inner_text("#run-status")
+    assert status.strip() in ("running", "succeeded")
+    n_traces = page.evaluate("() => document.getElementById('loss-chart').data[0].x.length")
+    assert n_traces >= 2
+    page.screenshot(path=str(stack.data_dir / "run-page.png"), full_page=True)
+    # Stop the long run so the suite stays short.
+    run_id = int(page.url.rstrip("/").split("/")[-1])
+    assert c.post(f"/api/runs/{run_id}/cancel").status_code in (200, 202)
