@@ -30,6 +30,13 @@ HUB_MAX_UPLOAD_MB = env_int("HUB_MAX_UPLOAD_MB", 512, min_value=1)
 HUB_PROXY_TIMEOUT_S = env_float("HUB_PROXY_TIMEOUT_S", 300.0, min_value=1.0)
 TOGETHER_API_KEY = env_str("TOGETHER_API_KEY")
 TOGETHER_BASE_URL = env_url("TOGETHER_BASE_URL", "https://api.together.xyz/v1", ("http", "https"))
+# Cost estimate for remote fine-tuning, in USD per million billed tokens (tokens x epochs). Together's rate
+# depends on model size and LoRA/full; the default 0.48 is not verified: set yours from together.ai/pricing.
+TOGETHER_PRICE_PER_MTOK = env_float("TOGETHER_PRICE_PER_MTOK", 0.48, min_value=0.0)
+TOGETHER_TIMEOUT_S = env_float("TOGETHER_TIMEOUT_S", 30.0, min_value=0.01)  # per HTTP request
+TOGETHER_POLL_INTERVAL_S = env_float("TOGETHER_POLL_INTERVAL_S", 30.0, min_value=0.0)  # between status polls
+TOGETHER_MAX_RETRIES = env_int("TOGETHER_MAX_RETRIES", 3, min_value=0, max_value=10)  # on 429/5xx/network errors
+TOGETHER_MAX_POLL_FAILURES = env_int("TOGETHER_MAX_POLL_FAILURES", 5, min_value=1)  # failed polls in a row -> run fails
 
 
 def _secret_key() -> str:
