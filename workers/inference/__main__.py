@@ -1,0 +1,25 @@
+"""`python -m workers.inference`: serve registered model versions over OpenAI-compatible HTTP."""
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from workers.inference.config import InferenceConfig
+from workers.inference.server import create_app
+
+
+def main() -> None:
+    cfg = InferenceConfig.from_env()
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s inference: %(message)s")
+    logging.getLogger("inference").info("serving %s/models on http://%s:%d/v1", cfg.artifact_root, cfg.host, cfg.port)
+    app = create_app(artifact_root=cfg.artifact_root, max_loaded=cfg.max_loaded)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+if __name__ == "__main__":
+    main()

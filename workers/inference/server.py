@@ -1,0 +1,231 @@
+"""OpenAI-compatible HTTP endpoints over the engine (Starlette).
+
+POST /v1/chat/completions (stream or not), POST /v1/completions, GET /v1/models, GET /health,
+POST /tokenize (vLLM-style: {"model", "messages"|"prompt"} -> {"count", "max_model_len"}).
+Generation runs in a worker thread under the model's lock; tokens reach the client through an
+asyncio queue, and a client that disconnects stops its generation.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from workers.inference import engine
+from workers.inference.engine import EngineError, ModelStore
+
+
+def _error(message: str, *, status: int = 400, type: str = "invalid_request_error", param=None, code=None):
+    return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}},
+                        status_code=status)
+
+
+def _engine_error(exc: EngineError):
+    return _error(exc.message, status=exc.status, type=exc.type, param=exc.param, code=exc.code)
+
+
+def _num(body: dict, key: str, default, lo: float, hi: float, *, integer=False):
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise EngineError(f"`{key}` must be {'an integer' if integer else 'a number'}.", param=key)
+    if not lo <= value <= hi:
+        raise EngineError(f"`{key}` must be between {lo} and {hi}.", param=key)
+    return value
+
+
+def _sampling(body: dict) -> dict:
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise EngineError("`max_tokens` must be a positive integer.", param="max_tokens")
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4):
+        raise EngineError("`stop` must be a string or a list of up to 4 strings.", param="stop")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise EngineError("`seed` must be an integer.", param="seed")
+    if body.get("n", 1) not in (1, None):
+        raise EngineError("Only n=1 is supported.", param="n")
+    return dict(max_tokens=max_tokens, temperature=_num(body, "temperature", 1.0, 0, 2),
+                top_p=_num(body, "top_p", 1.0, 0, 1), stop=stop or [], seed=seed)
+
+
+def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
+    store = ModelStore(artifact_root, max_loaded=max_loaded)
+
+    async def health(request: Request):
+        return JSONResponse({"status": "ok", "loaded": store.loaded_names(),
+                             "artifact_root": str(store.artifact_root)})
+
+    async def models(request: Request):
+        data = [{"id": m["id"], "object": "model", "created": m["created"], "owned_by": "training-hub"}
+                for m in await run_in_threadpool(store.available)]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def _body(request: Request) -> dict:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise EngineError("The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            raise EngineError("The request body must be a JSON object.")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise EngineError("`model` is required.", param="model")
+        return body
+
+    async def _prepare(body: dict, chat: bool):
+        params = _sampling(body)
+        loaded = await run_in_threadpool(store.get, body["model"])
+        if chat:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+                raise EngineError("`messages` must be a non-empty list of messages.", param="messages")
+            prompt_ids = await run_in_threadpool(engine.chat_prompt_ids, loaded, messages)
+        else:
+            prompt = body.get("prompt")
+            if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+                prompt = prompt[0]
+            if not isinstance(prompt, str):
+                raise EngineError("`prompt` must be a string.", param="prompt")
+            prompt_ids = await run_in_threadpool(engine.text_prompt_ids, loaded, prompt)
+        params["max_tokens"] = engine.plan_max_tokens(loaded, len(prompt_ids), params["max_tokens"])
+        return loaded, prompt_ids, params
+
+    async def _run(loaded, prompt_ids, params):
+        """Run generation in a thread; yield (delta, finish, n) items as they come."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def work():
+            try:
+                with loaded.lock:
+                    for item in engine.generate(loaded, prompt_ids, should_stop=cancelled.is_set, **params):
+                        loop.call_soon_threadsafe(queue.put_nowait, item)
+                        if cancelled.is_set():
+                            break
+            except BaseException as exc:  # surfaced to the client as an error event
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        threading.Thread(target=work, name=f"gen-{loaded.name}", daemon=True).start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancelled.set()
+
+    async def chat_completions(request: Request):
+        return await _completion(request, chat=True)
+
+    async def completions(request: Request):
+        return await _completion(request, chat=False)
+
+    async def _completion(request: Request, *, chat: bool):
+        try:
+            body = await _body(request)
+            loaded, prompt_ids, params = await _prepare(body, chat)
+        except EngineError as exc:
+            return _engine_error(exc)
+        stream = bool(body.get("stream"))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) if stream else False
+        rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+        created = int(time.time())
+        model = body["model"]
+        obj = "chat.completion" if chat else "text_completion"
+        if not stream:
+            parts, finish, n = [], "length", 0
+            try:
+                async for delta, fin, n in _run(loaded, prompt_ids, params):
+                    parts.append(delta)
+                    finish = fin or finish
+            except Exception as exc:
+                return _error(f"Generation failed: {exc}", status=500, type="server_error")
+            text = "".join(parts)
+            usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": n, "total_tokens": len(prompt_ids) + n}
+            choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                       "logprobs": None} if chat else
+                      {"index": 0, "text": text, "finish_reason": finish, "logprobs": None})
+            return JSONResponse({"id": rid, "object": obj, "created": created, "model": model,
+                                 "choices": [choice], "usage": usage})
+
+        chunk_obj = "chat.completion.chunk" if chat else "text_completion"
+
+        def event(choices, usage=None, with_usage=include_usage):
+            payload = {"id": rid, "object": chunk_obj, "created": created, "model": model, "choices": choices}
+            if with_usage:
+                payload["usage"] = usage
+            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+        def choice(delta_text=None, finish=None, role=False):
+            if chat:
+                delta = {}
+                if role:
+                    delta["role"] = "assistant"
+                if delta_text is not None:
+                    delta["content"] = delta_text
+                return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            return {"index": 0, "text": delta_text or "", "finish_reason": finish, "logprobs": None}
+
+        async def sse():
+            n = 0
+            if chat:
+                yield event([choice("", role=True)])
+            try:
+                async for delta, fin, n in _run(loaded, prompt_ids, params):
+                    if delta:
+                        yield event([choice(delta)])
+                    if fin:
+                        yield event([choice(None, fin)])
+            except Exception as exc:
+                err = {"message": f"Generation failed: {exc}", "type": "server_error", "param": None, "code": None}
+                yield f"data: {json.dumps({'error': err})}\n\n"
+                return
+            if include_usage:
+                usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": n,
+                         "total_tokens": len(prompt_ids) + n}
+                yield event([], usage)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "x-request-id": rid})
+
+    async def tokenize(request: Request):
+        try:
+            body = await _body(request)
+            loaded = await run_in_threadpool(store.get, body["model"])
+            if body.get("messages") is not None:
+                ids = await run_in_threadpool(engine.chat_prompt_ids, loaded, body["messages"])
+            else:
+                ids = await run_in_threadpool(engine.text_prompt_ids, loaded, str(body.get("prompt", "")))
+        except EngineError as exc:
+            return _engine_error(exc)
+        return JSONResponse({"count": len(ids), "max_model_len": loaded.context_length})
+
+    app = Starlette(routes=[
+        Route("/health", health),
+        Route("/v1/models", models),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/tokenize", tokenize, methods=["POST"]),
+    ])
+    app.state.store = store
+    return app
