@@ -42,6 +42,7 @@ TOGETHER_MAX_POLL_FAILURES = env_int("TOGETHER_MAX_POLL_FAILURES", 5, min_value=
 def _secret_key() -> str:
     key = env_str("SECRET_KEY")
     if key:
+TOGETHER_RETRY_BACKOFF_S = env_float("TOGETHER_RETRY_BACKOFF_S", 0.5, min_value=0.0)  # doubles per retry, capped at 8s
         return key
     path = HUB_DATA_DIR / "secret_key"
     if not path.exists():

@@ -1,1 +1,23 @@
-"""Dramatiq actors for together (see the module's owner)."""
+"""Dramatiq actor for remote fine-tuning on Together.ai (logic: apps.training.backends.together).
+
+Thin and idempotent: each message does one step for one run (submit, or one status poll) and, while the
+remote job is still going, schedules the next step with a delay instead of sleeping in a loop. A worker
+restart loses nothing: the state is the run row (status, remote_job_id, summary).
+"""
+from __future__ import annotations
+
+import dramatiq
+from django.db import transaction
+
+# Uploads of large exports can take a while; one step never waits on Together for longer than this.
+_STEP_TIME_LIMIT_MS = 30 * 60 * 1000
+
+
+@dramatiq.actor(queue_name="default", max_retries=0, time_limit=_STEP_TIME_LIMIT_MS)
+def together_run(run_id: int) -> None:
+    from apps.training.backends.together import together_run_step
+
+    delay_s = together_run_step(run_id=run_id)
+    if delay_s is not None:
+        delay_ms = max(0, int(delay_s * 1000))
+        transaction.on_commit(lambda: together_run.send_with_options(args=(run_id,), delay=delay_ms))
