@@ -36,13 +36,13 @@ TOGETHER_PRICE_PER_MTOK = env_float("TOGETHER_PRICE_PER_MTOK", 0.48, min_value=0
 TOGETHER_TIMEOUT_S = env_float("TOGETHER_TIMEOUT_S", 30.0, min_value=0.01)  # per HTTP request
 TOGETHER_POLL_INTERVAL_S = env_float("TOGETHER_POLL_INTERVAL_S", 30.0, min_value=0.0)  # between status polls
 TOGETHER_MAX_RETRIES = env_int("TOGETHER_MAX_RETRIES", 3, min_value=0, max_value=10)  # on 429/5xx/network errors
+TOGETHER_RETRY_BACKOFF_S = env_float("TOGETHER_RETRY_BACKOFF_S", 0.5, min_value=0.0)  # doubles per retry, capped at 8s
 TOGETHER_MAX_POLL_FAILURES = env_int("TOGETHER_MAX_POLL_FAILURES", 5, min_value=1)  # failed polls in a row -> run fails
 
 
 def _secret_key() -> str:
     key = env_str("SECRET_KEY")
     if key:
-TOGETHER_RETRY_BACKOFF_S = env_float("TOGETHER_RETRY_BACKOFF_S", 0.5, min_value=0.0)  # doubles per retry, capped at 8s
         return key
     path = HUB_DATA_DIR / "secret_key"
     if not path.exists():
