@@ -1,12 +1,17 @@
-# TEMPORARY stub routes: replaced by the real views.
-from django.http import HttpResponse
-from django.urls import path
+"""/v1: OpenAI- and Anthropic-compatible endpoints (mounted by training_hub/urls.py), and the playground."""
+from django.urls import path, re_path
+
+from apps.proxy import anthropic, views
 
 app_name = "proxy"
 
-def _todo(request, **kw):
-    return HttpResponse('todo', status=501)
-
 urlpatterns = [
-    path("playground/", _todo, name="playground"),
+    path("chat/completions", views.chat_completions, name="chat_completions"),
+    path("completions", views.completions, name="completions"),
+    path("models", views.models, name="models"),
+    path("models/<path:model_id>", views.model_detail, name="model_detail"),
+    path("messages", anthropic.messages, name="messages"),
+    path("messages/count_tokens", anthropic.count_tokens, name="count_tokens"),
+    path("playground/", views.playground, name="playground"),
+    re_path(r"^(?P<rest>.*)$", views.not_found),
 ]

@@ -1,0 +1,98 @@
+"""Writes for the proxy. The request path never writes: it queues `workers.proxy.request_log_write`,
+whose actor calls `request_log_record` here."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from django.db import IntegrityError, transaction
+
+from apps.proxy.models import RequestLog
+
+log = logging.getLogger(__name__)
+MAX_BODY_CHARS = 20_000
+_pending: set = set()
+
+
+def trim(value, limit: int = MAX_BODY_CHARS):
+    """Keep logged bodies small: long strings are cut, long lists keep their ends."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + f"… [{len(value) - limit} more chars]"
+    if isinstance(value, list):
+        items = value if len(value) <= 50 else value[:5] + [f"… {len(value) - 45} items …"] + value[-40:]
+        return [trim(v, limit // 4 if len(items) > 4 else limit) for v in items]
+    if isinstance(value, dict):
+        return {k: trim(v, limit) for k, v in value.items()}
+    return value
+
+
+def request_log_record(*, payload: dict) -> RequestLog:
+    """Idempotent: the same request_id updates its row; a repeated Idempotency-Key (the SDK's retries)
+    updates the first row logged for that key instead of adding one."""
+    fields = dict(
+        idempotency_key=payload.get("idempotency_key") or "",
+        user_id=payload.get("user_id"),
+        endpoint=payload.get("endpoint", ""),
+        model_requested=(payload.get("model_requested") or "")[:200],
+        model_served=(payload.get("model_served") or "")[:200],
+        model_version_id=payload.get("model_version_id"),
+        stream=bool(payload.get("stream")),
+        status_code=int(payload.get("status_code") or 0),
+        latency_ms=payload.get("latency_ms"),
+        ttft_ms=payload.get("ttft_ms"),
+        prompt_tokens=payload.get("prompt_tokens"),
+        completion_tokens=payload.get("completion_tokens"),
+        request=payload.get("request") or {},
+        response=payload.get("response") or {},
+        error=payload.get("error") or "",
+        created_at=dt.datetime.fromtimestamp(payload.get("started_at") or 0, tz=dt.timezone.utc),
+    )
+    from apps.registry.models import ModelVersion
+
+    if fields["model_version_id"] and not ModelVersion.objects.filter(pk=fields["model_version_id"]).exists():
+        fields["model_version_id"] = None
+    with transaction.atomic():
+        existing = RequestLog.objects.select_for_update().filter(request_id=payload["request_id"]).first()
+        if existing is None and fields["idempotency_key"]:
+            existing = (RequestLog.objects.select_for_update()
+                        .filter(idempotency_key=fields["idempotency_key"], user_id=fields["user_id"])
+                        .order_by("created_at").first())
+        if existing is not None:
+            for k, v in fields.items():
+                setattr(existing, k, v)
+            existing.save()
+            return existing
+        try:
+            with transaction.atomic():
+                return RequestLog.objects.create(request_id=payload["request_id"], **fields)
+        except IntegrityError:  # a concurrent delivery of the same message won
+            row = RequestLog.objects.get(request_id=payload["request_id"])
+            return row
+
+
+def request_log_enqueue(payload: dict) -> None:
+    """Queue the log write off the event loop (a Redis push in a thread); never raises."""
+
+    def send():
+        try:
+            from workers.proxy import request_log_write
+
+            request_log_write.send(payload)
+        except Exception:  # logging must never break serving
+            log.exception("could not queue the request log %s", payload.get("request_id"))
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        send()
+        return
+    fut = loop.run_in_executor(None, send)
+    _pending.add(fut)
+    fut.add_done_callback(_pending.discard)
+
+
+async def request_log_flush() -> None:
+    """Wait for queued sends (tests and shutdown)."""
+    while _pending:
+        await asyncio.gather(*list(_pending), return_exceptions=True)

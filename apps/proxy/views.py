@@ -1,0 +1,295 @@
+"""/v1 OpenAI-compatible endpoints (async Django views) and the playground page."""
+from __future__ import annotations
+
+import json
+import time
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.http import StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from django.views.decorators.http import require_GET
+
+from apps.proxy import selectors
+from apps.proxy.errors import ProxyError, json_response, openai_error_response
+from apps.proxy.gateway import (Call, UpstreamStreamError, authenticate, open_upstream, parse_json, read_json,
+                                resolve, sse_events, upstream_chat_body)
+from apps.proxy.validation import validate_chat, validate_completion
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _sse(obj) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def _error_event(call: Call, err: dict) -> str:
+    call.status_code = 502
+    call.error = err.get("message", "")
+    return _sse({"error": err})
+
+
+def _method_not_allowed(request, call: Call):
+    return openai_error_response(ProxyError(405, f"Method {request.method} is not allowed here.",
+                                            code="method_not_allowed"), call.request_id)
+
+
+# --- chat completions ---------------------------------------------------------------------------
+@csrf_exempt
+async def chat_completions(request):
+    call = Call(endpoint="chat.completions")
+    if request.method != "POST":
+        return _method_not_allowed(request, call)
+    try:
+        await authenticate(request, call)
+        body = parse_json(request)
+        call.request_body = body
+        clean = validate_chat(body)
+        call.stream = bool(clean.get("stream"))
+        route = await resolve(call, clean["model"])
+        resp = await open_upstream(route, "/chat/completions", upstream_chat_body(clean, route))
+    except ProxyError as exc:
+        call.fail(exc)
+        call.log()
+        return openai_error_response(exc, call.request_id)
+    cid = "chatcmpl-" + call.request_id
+    created = int(time.time())
+    if not call.stream:
+        try:
+            data = await read_json(resp)
+        except ProxyError as exc:
+            call.fail(exc)
+            call.log()
+            return openai_error_response(exc, call.request_id)
+        out = chat_completion_body(data, cid=cid, created=created, model=call.model_requested)
+        call.set_usage(out["usage"])
+        call.response_body = out
+        call.log()
+        return json_response(out, headers={"x-request-id": call.request_id})
+    include_usage = bool((clean.get("stream_options") or {}).get("include_usage"))
+    gen = chat_stream(call, resp, cid=cid, created=created, include_usage=include_usage)
+    response = StreamingHttpResponse(gen, content_type="text/event-stream", headers=SSE_HEADERS)
+    response["x-request-id"] = call.request_id
+    return response
+
+
+def _norm_finish(reason) -> str:
+    return reason if reason in ("stop", "length", "tool_calls", "content_filter") else (
+        "tool_calls" if reason == "function_call" else "stop")
+
+
+def _usage(u) -> dict:
+    u = u if isinstance(u, dict) else {}
+    p = u.get("prompt_tokens") if isinstance(u.get("prompt_tokens"), int) else 0
+    c = u.get("completion_tokens") if isinstance(u.get("completion_tokens"), int) else 0
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def chat_completion_body(data: dict, *, cid: str, created: int, model: str) -> dict:
+    choices = []
+    for i, ch in enumerate(data.get("choices") or []):
+        msg = ch.get("message") or {}
+        message = {"role": "assistant", "content": msg.get("content")}
+        if msg.get("tool_calls"):
+            message["tool_calls"] = msg["tool_calls"]
+        elif message["content"] is None:
+            message["content"] = ""
+        choices.append({"index": ch.get("index", i), "message": message,
+                        "finish_reason": _norm_finish(ch.get("finish_reason")), "logprobs": None})
+    return {"id": cid, "object": "chat.completion", "created": created, "model": model, "choices": choices,
+            "usage": _usage(data.get("usage")), "system_fingerprint": None}
+
+
+async def chat_stream(call: Call, resp, *, cid: str, created: int, include_usage: bool,
+                      raw_events: bool = False):
+    """Re-frame the upstream stream: first delta `{role, content: ""}`, content/tool-call deltas
+    (id/type/name only on a tool call's first fragment), exactly one finish_reason on a final empty
+    delta, the usage chunk when asked, `[DONE]`. A failure after the first byte becomes an error
+    event — never a silent close. With `raw_events` yields dicts (for the Anthropic translation)."""
+
+    def chunk(delta, finish=None):
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": call.model_requested,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if include_usage:
+            obj["usage"] = None
+        return obj
+
+    emit = (lambda o: o) if raw_events else _sse
+    finish = None
+    seen_tools: set[int] = set()
+    parts: list[str] = []
+    try:
+        yield emit(chunk({"role": "assistant", "content": ""}))
+        async for ev in sse_events(resp):
+            if ev.get("usage"):
+                call.set_usage(ev["usage"])
+            for ch in ev.get("choices") or []:
+                if ch.get("index", 0) != 0:
+                    continue
+                delta = ch.get("delta") or {}
+                out = {}
+                if isinstance(delta.get("content"), str) and delta["content"]:
+                    out["content"] = delta["content"]
+                    parts.append(delta["content"])
+                if delta.get("tool_calls"):
+                    frags = []
+                    for frag in delta["tool_calls"]:
+                        idx = frag.get("index", 0)
+                        f = {"index": idx}
+                        fn = frag.get("function") or {}
+                        if idx not in seen_tools:
+                            seen_tools.add(idx)
+                            f["id"] = frag.get("id") or f"call_{call.request_id[:12]}_{idx}"
+                            f["type"] = "function"
+                            f["function"] = {"name": fn.get("name") or "", "arguments": fn.get("arguments") or ""}
+                        else:
+                            f["function"] = {"arguments": fn.get("arguments") or ""}
+                        frags.append(f)
+                    out["tool_calls"] = frags
+                if out:
+                    call.mark_first_token()
+                    yield emit(chunk(out))
+                if ch.get("finish_reason"):
+                    finish = _norm_finish(ch["finish_reason"])
+        yield emit(chunk({}, finish or ("tool_calls" if seen_tools else "stop")))
+        if include_usage:
+            usage = _usage({"prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens})
+            yield emit({"id": cid, "object": "chat.completion.chunk", "created": created,
+                        "model": call.model_requested, "choices": [], "usage": usage})
+        call.response_body = {"content": "".join(parts), "finish_reason": finish}
+        if not raw_events:
+            yield "data: [DONE]\n\n"
+    except UpstreamStreamError as exc:
+        call.response_body = {"content": "".join(parts), "partial": True}
+        event = _error_event(call, exc.error)
+        if raw_events:
+            raise
+        yield event
+    finally:
+        call.log()
+
+
+# --- legacy completions -------------------------------------------------------------------------
+@csrf_exempt
+async def completions(request):
+    call = Call(endpoint="completions")
+    if request.method != "POST":
+        return _method_not_allowed(request, call)
+    try:
+        await authenticate(request, call)
+        body = parse_json(request)
+        call.request_body = body
+        clean = validate_completion(body)
+        call.stream = bool(clean.get("stream"))
+        route = await resolve(call, clean["model"])
+        resp = await open_upstream(route, "/completions", upstream_chat_body(clean, route))
+    except ProxyError as exc:
+        call.fail(exc)
+        call.log()
+        return openai_error_response(exc, call.request_id)
+    cid = "cmpl-" + call.request_id
+    created = int(time.time())
+    if not call.stream:
+        try:
+            data = await read_json(resp)
+        except ProxyError as exc:
+            call.fail(exc)
+            call.log()
+            return openai_error_response(exc, call.request_id)
+        choices = [{"text": ch.get("text") or "", "index": ch.get("index", i), "logprobs": None,
+                    "finish_reason": _norm_finish(ch.get("finish_reason"))}
+                   for i, ch in enumerate(data.get("choices") or [])]
+        out = {"id": cid, "object": "text_completion", "created": created, "model": call.model_requested,
+               "choices": choices, "usage": _usage(data.get("usage"))}
+        call.set_usage(out["usage"])
+        call.response_body = out
+        call.log()
+        return json_response(out, headers={"x-request-id": call.request_id})
+    include_usage = bool((clean.get("stream_options") or {}).get("include_usage"))
+
+    async def gen():
+        def chunk(text, finish=None):
+            obj = {"id": cid, "object": "text_completion", "created": created, "model": call.model_requested,
+                   "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
+            if include_usage:
+                obj["usage"] = None
+            return _sse(obj)
+
+        finish, parts = None, []
+        try:
+            async for ev in sse_events(resp):
+                if ev.get("usage"):
+                    call.set_usage(ev["usage"])
+                for ch in ev.get("choices") or []:
+                    if ch.get("text"):
+                        call.mark_first_token()
+                        parts.append(ch["text"])
+                        yield chunk(ch["text"])
+                    if ch.get("finish_reason"):
+                        finish = _norm_finish(ch["finish_reason"])
+            yield chunk("", finish or "stop")
+            if include_usage:
+                yield _sse({"id": cid, "object": "text_completion", "created": created,
+                            "model": call.model_requested, "choices": [],
+                            "usage": _usage({"prompt_tokens": call.prompt_tokens,
+                                             "completion_tokens": call.completion_tokens})})
+            call.response_body = {"text": "".join(parts), "finish_reason": finish}
+            yield "data: [DONE]\n\n"
+        except UpstreamStreamError as exc:
+            call.response_body = {"text": "".join(parts), "partial": True}
+            yield _error_event(call, exc.error)
+        finally:
+            call.log()
+
+    response = StreamingHttpResponse(gen(), content_type="text/event-stream", headers=SSE_HEADERS)
+    response["x-request-id"] = call.request_id
+    return response
+
+
+# --- models ---------------------------------------------------------------------------------------
+@csrf_exempt
+async def models(request):
+    call = Call(endpoint="models")
+    if request.method != "GET":
+        return _method_not_allowed(request, call)
+    try:
+        await authenticate(request, call)
+    except ProxyError as exc:
+        return openai_error_response(exc, call.request_id)
+    data = await sync_to_async(selectors.model_list)()
+    return json_response({"object": "list", "data": data}, headers={"x-request-id": call.request_id})
+
+
+@csrf_exempt
+async def model_detail(request, model_id: str):
+    call = Call(endpoint="models")
+    if request.method != "GET":
+        return _method_not_allowed(request, call)
+    try:
+        await authenticate(request, call)
+        item = await sync_to_async(selectors.model_get)(model_id)
+        if item is None:
+            raise ProxyError(404, f"The model `{model_id}` does not exist.", param="model", code="model_not_found")
+    except ProxyError as exc:
+        return openai_error_response(exc, call.request_id)
+    return json_response(item, headers={"x-request-id": call.request_id})
+
+
+async def not_found(request, rest: str = ""):
+    return openai_error_response(ProxyError(404, f"Unknown endpoint /v1/{rest}.", code="unknown_url"))
+
+
+# --- playground -----------------------------------------------------------------------------------
+@login_required
+@ensure_csrf_cookie
+@require_GET
+def playground(request):
+    from apps.registry.models import Alias, ModelVersion
+
+    aliases = Alias.objects.select_related("model_version").order_by("name")
+    versions = ModelVersion.objects.select_related("base_model").order_by("-created_at")[:200]
+    selected = request.GET.get("model", "")
+    return render(request, "proxy/playground.html", {
+        "aliases": aliases, "versions": versions, "selected": selected,
+    })
