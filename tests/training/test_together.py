@@ -377,3 +377,33 @@ def test_state_map_covers_togethers_statuses():
     assert set(backend.REMOTE_STATUS_MAP) == set(statuses)
     assert {backend.REMOTE_STATUS_MAP[s] for s in statuses} == {"queued", "running", "succeeded", "failed",
                                                                 "cancelled"}
+
+
+# --- robustness -------------------------------------------------------------------------------------------
+def test_concurrent_duplicate_message_does_not_submit_twice(fake_together, make_run):
+    from django.utils import timezone
+
+    run = make_run()
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())  # another worker claimed it
+    together_run.fn(run.pk)
+    run.refresh_from_db()
+    assert run.status == "queued" and run.remote_job_id == ""
+    assert fake_together.requests == []
+
+
+def test_reconcile_requeues_runs_whose_poll_was_lost(fake_together, make_run, broker,
+                                                     django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    run = make_run()
+    together_run.fn(run.pk)  # submitted; pretend the delayed poll message was lost
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    fresh = make_run(name="fresh")
+    TrainingRun.objects.filter(pk=fresh.pk).update(heartbeat_at=timezone.now())
+    broker.flush_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert backend.together_reconcile() == [run.pk]
+    assert broker.queues["default"].qsize() == 1
+    assert step_until_done(TrainingRun.objects.get(pk=run.pk))[-1] == "succeeded"

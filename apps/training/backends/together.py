@@ -35,15 +35,17 @@ import json
 import logging
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.exceptions import ApplicationError, ValidationFailed
+from apps.core.exceptions import ValidationFailed
 from apps.core.realtime import broadcast_on_commit, run_group
 from apps.training.models import MetricPoint, TrainingRun
 
@@ -382,7 +384,7 @@ def _finish(run_id: int, *, status: str, error: str = "", summary: dict | None =
             run.summary = {**(run.summary or {}), **summary}
         for name, value in fields.items():
             setattr(run, name, value)
-        run.save()
+        run.save(update_fields=sorted({"status", "error", "finished_at", "summary", *fields}))
         broadcast_on_commit(run_group(run_id), "status",
                             {"run_id": run_id, "status": status, "error": error, "summary": run.summary})
     return True
@@ -416,6 +418,9 @@ def together_run_step(*, run_id: int) -> float | None:
     try:
         with TogetherClient() as client:
             if not run.remote_job_id:
+                if not _claim_submission(run_id):
+                    log.info("Run %s is being submitted by another worker; polling later", run_id)
+                    return max(interval, 1.0)
                 _submit(run, client)
                 return interval
             return _poll(run, client, interval)
@@ -449,6 +454,17 @@ def _poll_failed(run_id: int, exc: TogetherError, interval: float) -> float | No
 
 
 # -- submit ------------------------------------------------------------------------------------------
+_SUBMIT_CLAIM_S = 35 * 60  # longer than the actor's time limit: an older claim belongs to a dead worker
+
+
+def _claim_submission(run_id: int) -> bool:
+    """Only one worker submits a run, even if its message is delivered twice (heartbeat_at is the claim)."""
+    cutoff = timezone.now() - timedelta(seconds=_SUBMIT_CLAIM_S)
+    return bool(TrainingRun.objects.filter(pk=run_id, remote_job_id="", status__in=TrainingRun.ACTIVE)
+                .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+                .update(heartbeat_at=timezone.now()))
+
+
 def _export_training_file(run: TrainingRun) -> tuple[Path, int]:
     folder = Path(settings.ARTIFACT_ROOT) / "remote" / str(run.pk)
     folder.mkdir(parents=True, exist_ok=True)
@@ -632,9 +648,12 @@ def _poll(run: TrainingRun, client: TogetherClient, interval: float) -> float | 
             summary[f"remote_{key}"] = job[key]
     if _output_name(job):
         summary["remote_output_name"] = _output_name(job)
-    if job.get("token_count") and job.get("n_epochs"):
-        summary["remote_cost_estimate"] = estimate_cost(tokens=int(job["token_count"]), epochs=int(job["n_epochs"]),
-                                                        model=str(job.get("model") or ""))["cost_usd"]
+    try:
+        if job.get("token_count") and job.get("n_epochs"):
+            summary["remote_cost_estimate"] = estimate_cost(
+                tokens=int(job["token_count"]), epochs=int(job["n_epochs"]), model=str(job.get("model") or ""))["cost_usd"]
+    except (TypeError, ValueError, ValidationFailed):
+        pass  # cosmetic: an odd token count must not fail the run
 
     fields: dict[str, Any] = {"summary": summary, "heartbeat_at": timezone.now()}
     if isinstance(steps_done, int):
@@ -661,11 +680,13 @@ def _poll(run: TrainingRun, client: TogetherClient, interval: float) -> float | 
             return None
         for name, value in fields.items():
             setattr(current, name, value)
+        update = set(fields)
         if mapped == Status.RUNNING and current.status == Status.QUEUED:
             current.status = Status.RUNNING
             current.started_at = current.started_at or timezone.now()
+            update |= {"status", "started_at"}
             broadcast_on_commit(run_group(run.pk), "status", {"run_id": run.pk, "status": Status.RUNNING})
-        current.save()
+        current.save(update_fields=sorted(update))
         broadcast_on_commit(run_group(run.pk), "progress", {
             "run_id": run.pk, "status": current.status, "step": current.current_step,
             "total_steps": current.total_steps, "remote_status": remote_status, "summary": summary,
@@ -738,3 +759,20 @@ def together_run_cancel(*, run: TrainingRun) -> TrainingRun:
                                                             "remote_status": remote_status})
     run.refresh_from_db()
     return run
+
+
+def together_reconcile(*, stale_after_s: float | None = None) -> list[int]:
+    """Re-enqueue the Together runs whose next poll seems lost (no step for a while, e.g. the broker was
+    flushed). Safe to call at worker start-up or periodically: the actor is idempotent and a submission is
+    claimed, so a duplicate message only costs one extra status request. Returns the run ids enqueued."""
+    from workers.together import together_run
+
+    interval = float(settings.TOGETHER_POLL_INTERVAL_S)
+    stale_after_s = stale_after_s if stale_after_s is not None else max(300.0, 5 * interval)
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    runs = (TrainingRun.objects.filter(backend=TrainingRun.Backend.TOGETHER, status__in=TrainingRun.ACTIVE)
+            .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)))
+    ids = list(runs.values_list("pk", flat=True))
+    for run_id in ids:
+        transaction.on_commit(lambda run_id=run_id: together_run.send(run_id))
+    return ids
