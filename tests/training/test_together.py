@@ -407,3 +407,26 @@ def test_reconcile_requeues_runs_whose_poll_was_lost(fake_together, make_run, br
         assert backend.together_reconcile() == [run.pk]
     assert broker.queues["default"].qsize() == 1
     assert step_until_done(TrainingRun.objects.get(pk=run.pk))[-1] == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_through_a_real_dramatiq_worker(fake_together, make_run, broker):
+    """The actor, its delayed re-enqueue and the broker together: one send, the worker does the rest."""
+    import time
+
+    run = make_run()
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        together_run.send(run.pk)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if not run.is_active:
+                break
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert run.status == "succeeded", (run.status, run.error)
+    assert ModelVersion.objects.filter(run=run, kind="remote").exists()
+    assert fake_together.calls("GET", r"/v1/fine-tunes/ft-[^/]+") == len(fake_together.script) - 1
