@@ -66,3 +66,21 @@ class MetricPoint(models.Model):
     class Meta:
         ordering = ["run_id", "step", "id"]
         indexes = [models.Index(fields=["run", "kind", "step"])]
+
+
+class Checkpoint(models.Model):
+    """A Trainer checkpoint on disk (weights/adapter + optimizer, scheduler and RNG state)."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()  # global step (across pipeline stages)
+    stage = models.PositiveIntegerField(default=0)
+    path = models.CharField(max_length=1000)  # relative to ARTIFACT_ROOT
+    eval_loss = models.FloatField(null=True, blank=True)
+    deleted = models.BooleanField(default=False)  # rotated away (keep last K)
+    model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="uniq_run_checkpoint_step")]

@@ -1,0 +1,50 @@
+"""Chart data for run pages: loss curves (train + eval) and the comparison of several runs."""
+from __future__ import annotations
+
+from apps.training import selectors
+
+
+def run_curves(run) -> dict:
+    """{"train": {"x": steps, "y": loss}, "eval": {...}} from the stored metric points."""
+    train_x, train_y, eval_x, eval_y = [], [], [], []
+    for p in selectors.run_metrics(run=run):
+        if p["kind"] == "eval" and p.get("eval_loss") is not None:
+            eval_x.append(p["step"])
+            eval_y.append(p["eval_loss"])
+        elif p["kind"] == "train" and p.get("loss") is not None:
+            train_x.append(p["step"])
+            train_y.append(p["loss"])
+    return {"train": {"x": train_x, "y": train_y}, "eval": {"x": eval_x, "y": eval_y}}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def run_config(run) -> dict:
+    cfg = {"method": run.method, "backend": run.backend, "base_model": run.base_model_id,
+           "dataset_version": run.dataset_version_id, "parent_version": run.parent_version_id}
+    cfg.update(_flatten(run.hyperparameters))
+    return cfg
+
+
+def compare_runs(*, user, run_ids: list[int]) -> dict:
+    runs = list(selectors.run_list(user=user, ids=run_ids).order_by("pk"))
+    configs = {r.pk: run_config(r) for r in runs}
+    keys = sorted({k for c in configs.values() for k in c})
+    rows = []
+    for k in keys:
+        values = [configs[r.pk].get(k) for r in runs]
+        rows.append({"key": k, "values": values, "differs": len({repr(v) for v in values}) > 1})
+    return {
+        "runs": [{"id": r.pk, "name": str(r), "status": r.status, "final_loss": (r.summary or {}).get("final_loss"),
+                  "eval_loss": (r.summary or {}).get("eval_loss"), "curves": run_curves(r)} for r in runs],
+        "config": rows,
+    }

@@ -1,0 +1,139 @@
+"""run_create / cancel validation and permissions (no training here)."""
+from __future__ import annotations
+
+import pytest
+
+from apps.core.exceptions import Conflict, PermissionDenied, ValidationFailed
+from apps.training import services
+from apps.training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(exc) -> set[str]:
+    return {e["field"] for e in exc.value.errors}
+
+
+def test_create_queues_a_run_after_commit(member, qa_version, tiny_base_model, django_capture_on_commit_callbacks):
+    from workers.training import train_run
+
+    broker = train_run.broker
+    broker.flush_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny",
+                                  hyperparameters={"max_steps": 5, "lora_r": 4})
+    assert run.status == "queued"
+    assert run.hyperparameters["lora_r"] == 4
+    assert run.hyperparameters["learning_rate"] == services.DEFAULT_LR["lora"]
+    assert run.summary["estimate"]["steps"] == 5
+    assert run.summary["estimate"]["dataset_tokens"] > 0
+    msgs = broker.queues["gpu"].qsize()
+    assert msgs == 1
+
+
+@pytest.mark.parametrize("hp,field", [
+    ({"learning_rate": -0.1}, "hyperparameters.learning_rate"),
+    ({"batch_size": 0}, "hyperparameters.batch_size"),
+    ({"lora_r": 65}, "hyperparameters.lora_r"),  # nano hidden size is 64
+    ({"max_steps": -1}, "hyperparameters.max_steps"),
+    ({"epochs": 0}, "hyperparameters.epochs"),
+    ({"max_seq_len": 100000}, "hyperparameters.max_seq_len"),
+    ({"lr_scheduler": "zigzag"}, "hyperparameters.lr_scheduler"),
+    ({"bogus": 1}, "hyperparameters.bogus"),
+    ({"batch_size": "x"}, "hyperparameters.batch_size"),
+])
+def test_bad_hyperparameters_are_refused_with_field_messages(member, qa_version, tiny_base_model, hp, field):
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny", hyperparameters=hp)
+    assert field in _fields(exc)
+    assert TrainingRun.objects.count() == 0
+
+
+def test_several_errors_reported_at_once(member, qa_version, tiny_base_model):
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="nope", method="wat",
+                            hyperparameters={"batch_size": 0})
+    assert {"base_model", "method", "hyperparameters.batch_size"} <= _fields(exc)
+
+
+def test_unknown_base_model_and_missing_dataset(member, qa_version, tiny_base_model):
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="no-such-model")
+    assert "base_model" in _fields(exc)
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=999999, base_model="tiny")
+    assert "dataset_version_id" in _fields(exc)
+
+
+def test_dataset_version_with_validation_errors_is_refused(member, qa_version_factory, tiny_base_model):
+    bad = qa_version_factory(errors=[{"line": 3, "message": "no assistant turn"}])
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=bad.pk, base_model="tiny")
+    assert "dataset_version_id" in _fields(exc)
+    assert "validation error" in exc.value.errors[0]["message"]
+
+
+def test_too_long_examples_need_truncation_consent(member, qa_version, tiny_base_model):
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny",
+                            hyperparameters={"max_seq_len": 16})
+    assert "hyperparameters.max_seq_len" in _fields(exc)
+    run = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny",
+                              hyperparameters={"max_seq_len": 16}, allow_truncation=True)
+    assert run.hyperparameters["allow_truncation"] is True
+
+
+def test_dataset_id_picks_latest_ready_version(member, qa_version, tiny_base_model):
+    run = services.run_create(user=member, dataset_id=qa_version.dataset_id, base_model="tiny")
+    assert run.dataset_version_id == qa_version.pk
+
+
+def test_scratch_shows_parameter_count(member, qa_version):
+    from workers.engine.tiny import count_parameters
+
+    est = services.run_create(user=member, dataset_version_id=qa_version.pk, method="scratch",
+                              hyperparameters={"size": "micro", "vocab_size": 1000}, dry_run=True)
+    assert est["estimate"]["parameters"] == count_parameters("micro", 1000)
+    assert TrainingRun.objects.count() == 0
+
+
+def test_cancel_permissions_and_states(member, make_user, admin_user, qa_version, tiny_base_model):
+    run = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny")
+    other = make_user("other", "member")
+    with pytest.raises(PermissionDenied):
+        services.run_request_cancel(user=other, run_id=run.pk)
+    run = services.run_request_cancel(user=admin_user, run_id=run.pk)
+    assert run.status == "cancelled"  # queued: cancelled at once
+    with pytest.raises(Conflict):
+        services.run_request_cancel(user=member, run_id=run.pk)
+
+
+def test_queue_position(member, qa_version, tiny_base_model):
+    from apps.training.selectors import run_queue_position
+
+    a = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny")
+    b = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny")
+    assert run_queue_position(a) == 1
+    assert run_queue_position(b) == 2
+
+
+def test_tokens_per_second_default_and_measured(member, qa_version, tiny_base_model):
+    from apps.training.estimates import DEFAULT_TOKENS_PER_S, tokens_per_second
+
+    assert tokens_per_second(None) == DEFAULT_TOKENS_PER_S
+    for tps in (100.0, 300.0, 200.0):
+        run = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny")
+        TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", summary={"tokens_per_s": tps})
+    assert tokens_per_second("tiny") == 200.0
+
+
+def test_continue_requires_matching_method_and_lowers_lr(member, qa_version, tiny_base_model, tiny_model_dir):
+    from apps.registry.services import model_version_register
+
+    full = model_version_register(name="full", kind="full", base_model=tiny_base_model, source_dir=tiny_model_dir)
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=qa_version.pk, method="lora", parent_version_id=full.pk)
+    assert "method" in _fields(exc)
+    run = services.run_create(user=member, dataset_version_id=qa_version.pk, method="full", parent_version_id=full.pk)
+    assert run.hyperparameters["learning_rate"] == services.DEFAULT_LR["full"] * services.CONTINUE_LR_FACTOR
+    assert run.base_model_id == "tiny"
