@@ -1,13 +1,12 @@
-# TEMPORARY stub routes: replaced by the real views.
-from django.http import HttpResponse
 from django.urls import path
+
+from apps.registry import views
 
 app_name = "registry"
 
-def _todo(request, **kw):
-    return HttpResponse('todo', status=501)
-
 urlpatterns = [
-    path("", _todo, name="list"),
-    path("<int:version_id>/", _todo, name="detail"),
+    path("", views.model_list, name="list"),
+    path("<int:version_id>/", views.model_detail, name="detail"),
+    path("<int:version_id>/deploy", views.model_deploy, name="deploy"),
+    path("aliases/<slug:name>/rollback", views.alias_rollback, name="rollback"),
 ]
