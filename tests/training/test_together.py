@@ -430,3 +430,16 @@ def test_through_a_real_dramatiq_worker(fake_together, make_run, broker):
     assert run.status == "succeeded", (run.status, run.error)
     assert ModelVersion.objects.filter(run=run, kind="remote").exists()
     assert fake_together.calls("GET", r"/v1/fine-tunes/ft-[^/]+") == len(fake_together.script) - 1
+
+
+def test_job_request_accepts_the_training_services_keys():
+    """run_create stores epochs (float), target_modules, batch_size: they map onto Together's fields."""
+    body = backend.together_job_request(hyperparameters={"model": "m", "epochs": 3.0, "batch_size": 8,
+                                                         "target_modules": "q_proj,k_proj", "learning_rate": 2e-4,
+                                                         "max_seq_len": 512, "max_steps": 0})
+    assert body["n_epochs"] == 3 and body["batch_size"] == 8
+    assert body["training_type"]["lora_trainable_modules"] == "q_proj,k_proj"
+    with pytest.raises(ValidationFailed) as info:
+        backend.together_job_request(hyperparameters={"model": "m", "epochs": 0.5}, field_prefix="hyperparameters.")
+    assert info.value.errors == [{"field": "hyperparameters.epochs",
+                                  "message": "Epochs must be a whole number from 1 to 100 (got 0.5)."}]

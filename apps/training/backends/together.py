@@ -20,7 +20,7 @@ Hyperparameters read from TrainingRun.hyperparameters (aliases in brackets):
     model [together_model, remote_model] (required), n_epochs [epochs, num_train_epochs] (default 1),
     learning_rate (default 1e-5), batch_size [per_device_train_batch_size] (int or "max", default "max"),
     suffix (<= 40 chars), lora (default: method == "lora"), lora_r (8), lora_alpha (2*r), lora_dropout (0),
-    lora_trainable_modules [lora_target_modules] (str or list, default "all-linear"),
+    lora_trainable_modules [lora_target_modules, target_modules] (str or list, default "all-linear"),
     optional warmup_ratio, weight_decay, max_grad_norm, n_checkpoints.
 
 Failure policy: a failed upload or job creation fails the run at once (the client has already retried
@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import time
 from datetime import timedelta
@@ -243,25 +244,37 @@ def _first(hp: dict, *names: str, default: Any = None) -> Any:
     return default
 
 
+def _key(hp: dict, *names: str) -> str:
+    """The name under which a value was given (for error fields), else the first (Together's) name."""
+    return next((name for name in names if hp.get(name) not in (None, "")), names[0])
+
+
+def _whole(value: Any) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and value == int(value))
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def together_job_request(*, hyperparameters: dict, method: str = TrainingRun.Method.LORA,
-                         training_file: str = "") -> dict:
+                         training_file: str = "", field_prefix: str = "") -> dict:
     """Validate a run's hyperparameters for Together and build the POST /fine-tunes body.
 
-    Raises ValidationFailed listing every bad field (field names are the hyperparameter names)."""
+    Raises ValidationFailed listing every bad field (field = field_prefix + hyperparameter name, e.g. pass
+    field_prefix="hyperparameters." from run_create)."""
     hp = dict(hyperparameters or {})
     errors: list[dict] = []
 
     def bad(field: str, message: str) -> None:
-        errors.append({"field": field, "message": message})
+        errors.append({"field": field if field == "method" else field_prefix + field, "message": message})
 
     if method == TrainingRun.Method.SCRATCH:
         bad("method", "Training from scratch is not available on Together.ai; choose LoRA or full fine-tuning.")
@@ -270,15 +283,15 @@ def together_job_request(*, hyperparameters: dict, method: str = TrainingRun.Met
         bad("model", "Name the Together model to fine-tune, e.g. meta-llama/Meta-Llama-3.1-8B-Instruct-Reference.")
         model = ""
     epochs = _first(hp, "n_epochs", "epochs", "num_train_epochs", default=1)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or int(epochs) != epochs or not 1 <= epochs <= 100:
-        bad("n_epochs", f"Epochs must be a whole number from 1 to 100 (got {epochs!r}).")
+    if not _whole(epochs) or not 1 <= epochs <= 100:
+        bad(_key(hp, "n_epochs", "epochs", "num_train_epochs"), f"Epochs must be a whole number from 1 to 100 (got {epochs!r}).")
     lr = _number(_first(hp, "learning_rate", default=1e-5))
     if lr is None or not 0 < lr <= 1:
         bad("learning_rate", f"Learning rate must be a number above 0 and at most 1 "
                              f"(got {_first(hp, 'learning_rate')!r}).")
     batch = _first(hp, "batch_size", "per_device_train_batch_size", default="max")
     if batch != "max" and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        bad("batch_size", f"Batch size must be a whole number of at least 1, or \"max\" (got {batch!r}).")
+        bad(_key(hp, "batch_size", "per_device_train_batch_size"), f"Batch size must be a whole number of at least 1, or \"max\" (got {batch!r}).")
     suffix = hp.get("suffix")
     if suffix not in (None, ""):
         if not isinstance(suffix, str) or len(suffix) > 40 or not re.fullmatch(r"[A-Za-z0-9._-]+", suffix):
@@ -298,7 +311,7 @@ def together_job_request(*, hyperparameters: dict, method: str = TrainingRun.Met
         dropout = _number(_first(hp, "lora_dropout", default=0.0))
         if dropout is None or not 0 <= dropout < 1:
             bad("lora_dropout", "LoRA dropout must be in [0, 1).")
-        modules = _first(hp, "lora_trainable_modules", "lora_target_modules", default="all-linear")
+        modules = _first(hp, "lora_trainable_modules", "lora_target_modules", "target_modules", default="all-linear")
         if isinstance(modules, (list, tuple)):
             modules = ",".join(str(m) for m in modules)
         if not isinstance(modules, str) or not modules.strip():
@@ -309,7 +322,7 @@ def together_job_request(*, hyperparameters: dict, method: str = TrainingRun.Met
     body: dict[str, Any] = {
         "training_file": training_file,
         "model": model,
-        "n_epochs": int(epochs) if not any(e["field"] == "n_epochs" for e in errors) else 1,
+        "n_epochs": int(epochs) if _whole(epochs) else 1,
         "learning_rate": lr,
         "batch_size": batch,
         "training_type": training_type,
