@@ -206,3 +206,13 @@ def test_session_auth_needs_csrf(hub_server, versions, member):
         r = h.post("/v1/chat/completions", json=body, headers={"X-CSRFToken": token, "Referer": hub_server.url})
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"] == "echo: hi"
+
+
+def test_playground_page(client, member, versions):
+    assert client.get("/v1/playground/").status_code == 302  # login required
+    client.force_login(member)
+    r = client.get("/v1/playground/?model=production")
+    assert r.status_code == 200
+    assert b'<option value="production" selected' in r.content
+    assert f'value="mv-{versions["remote"].pk}"'.encode() in r.content
+    assert b"/v1/chat/completions" in r.content and "csrftoken" in r.cookies
