@@ -443,3 +443,35 @@ def test_job_request_accepts_the_training_services_keys():
         backend.together_job_request(hyperparameters={"model": "m", "epochs": 0.5}, field_prefix="hyperparameters.")
     assert info.value.errors == [{"field": "hyperparameters.epochs",
                                   "message": "Epochs must be a whole number from 1 to 100 (got 0.5)."}]
+
+
+def test_progress_and_status_are_broadcast(fake_together, make_run, django_capture_on_commit_callbacks):
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from apps.core.realtime import run_group
+
+    run = make_run()
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(run_group(run.pk), channel)
+    for _ in range(len(fake_together.script)):
+        with django_capture_on_commit_callbacks(execute=True):
+            together_run.fn(run.pk)
+    async def drain():
+        received = []
+        while True:
+            try:
+                received.append(await asyncio.wait_for(layer.receive(channel), timeout=0.1))
+            except asyncio.TimeoutError:
+                return received
+
+    events = async_to_sync(drain)()
+    names = [m["event"] for m in events]
+    assert "progress" in names and names[-1] == "status"
+    assert events[-1]["payload"]["status"] == "succeeded"
+    progress = [m["payload"] for m in events if m["event"] == "progress"]
+    assert any(p["status"] == "running" and any(pt["kind"] == "train" and "loss" in pt for pt in p["points"])
+               for p in progress)

@@ -620,11 +620,11 @@ def _record_events(run: TrainingRun, events: list[dict], fallback_step: int) -> 
             points.append(MetricPoint(run=run, step=step, kind="train", values=train))
             latest.update(train)
         if "eval_loss" in metrics:
-            points.append(MetricPoint(run=run, step=step, kind="eval", values={"loss": metrics["eval_loss"]}))
+            points.append(MetricPoint(run=run, step=step, kind="eval", values={"eval_loss": metrics["eval_loss"]}))
             latest["eval_loss"] = metrics["eval_loss"]
         new_events.append(values)
     MetricPoint.objects.bulk_create(points)
-    return new_events, latest
+    return [{"step": p.step, "kind": p.kind, **p.values} for p in points], latest
 
 
 def _remote_error_message(job: dict, events: list[dict]) -> str:
@@ -652,7 +652,7 @@ def _poll(run: TrainingRun, client: TogetherClient, interval: float) -> float | 
 
     steps_done = job.get("steps_completed")
     total = job.get("total_steps")
-    new_events, latest = _record_events(run, events, int(steps_done or 0))
+    new_points, latest = _record_events(run, events, steps_done if isinstance(steps_done, int) else 0)
     summary = dict(run.summary or {})
     summary.update(latest)
     summary.update(remote_status=remote_status, remote_poll_failures=0, remote_last_error="")
@@ -700,10 +700,11 @@ def _poll(run: TrainingRun, client: TogetherClient, interval: float) -> float | 
             update |= {"status", "started_at"}
             broadcast_on_commit(run_group(run.pk), "status", {"run_id": run.pk, "status": Status.RUNNING})
         current.save(update_fields=sorted(update))
+        # same shape as the local worker's progress event (apps.training.services.run_progress_record)
         broadcast_on_commit(run_group(run.pk), "progress", {
-            "run_id": run.pk, "status": current.status, "step": current.current_step,
+            "run_id": run.pk, "status": current.status, "current_step": current.current_step,
             "total_steps": current.total_steps, "remote_status": remote_status, "summary": summary,
-            "events": new_events,
+            "points": new_points,
         })
         cancel_pending = current.cancel_requested
     if cancel_pending and remote_status not in ("cancel_requested", "cancelled"):
