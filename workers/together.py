@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dramatiq
 from django.db import transaction
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 # Uploads of large exports can take a while; one step never waits on Together for longer than this.
 _STEP_TIME_LIMIT_MS = 30 * 60 * 1000
@@ -15,9 +16,14 @@ _STEP_TIME_LIMIT_MS = 30 * 60 * 1000
 
 @dramatiq.actor(queue_name="default", max_retries=0, time_limit=_STEP_TIME_LIMIT_MS)
 def together_run(run_id: int) -> None:
-    from apps.training.backends.together import together_run_step
+    from apps.training.backends.together import together_run_fail, together_run_step
 
-    delay_s = together_run_step(run_id=run_id)
+    try:
+        delay_s = together_run_step(run_id=run_id)
+    except TimeLimitExceeded:  # an Interrupt (BaseException): the step's own error handling never saw it
+        together_run_fail(run_id=run_id, error=f"A Together.ai step (upload or status check) took longer than "
+                                               f"{_STEP_TIME_LIMIT_MS // 60000} minutes and was stopped.")
+        raise
     if delay_s is not None:
         delay_ms = max(0, int(delay_s * 1000))
         transaction.on_commit(lambda: together_run.send_with_options(args=(run_id,), delay=delay_ms))

@@ -277,7 +277,7 @@ def test_bad_hyperparameters_fail_before_any_upload(fake_together, make_run):
     together_run.fn(run.pk)
     run.refresh_from_db()
     assert run.status == "failed"
-    assert "model:" in run.error and "learning_rate:" in run.error and "batch_size:" in run.error
+    assert "Cannot run this on Together.ai" in run.error and "model:" in run.error and "learning_rate:" in run.error and "batch_size:" in run.error
     assert fake_together.requests == []
 
 
@@ -475,3 +475,18 @@ def test_progress_and_status_are_broadcast(fake_together, make_run, django_captu
     progress = [m["payload"] for m in events if m["event"] == "progress"]
     assert any(p["status"] == "running" and any(pt["kind"] == "train" and "loss" in pt for pt in p["points"])
                for p in progress)
+
+
+def test_step_over_the_time_limit_fails_the_run(fake_together, make_run, monkeypatch):
+    from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+    run = make_run()
+
+    def interrupted(**kwargs):
+        raise TimeLimitExceeded()
+
+    monkeypatch.setattr(backend, "together_run_step", interrupted)
+    with pytest.raises(TimeLimitExceeded):
+        together_run.fn(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "took longer than 30 minutes" in run.error

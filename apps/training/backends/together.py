@@ -408,6 +408,11 @@ def _fail(run_id: int, message: str) -> None:
     _finish(run_id, status=Status.FAILED, error=message)
 
 
+def together_run_fail(*, run_id: int, error: str) -> bool:
+    """Fail an active Together run with `error` (used by the actor when a step is interrupted)."""
+    return _finish(run_id, status=Status.FAILED, error=error)
+
+
 def together_run_step(*, run_id: int) -> float | None:
     """Advance one Together run by one step (submit, or one poll).
 
@@ -441,7 +446,7 @@ def together_run_step(*, run_id: int) -> float | None:
         _fail(run_id, str(exc))
     except ValidationFailed as exc:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors) or exc.message
-        _fail(run_id, f"Together.ai job not submitted: {detail}")
+        _fail(run_id, f"Cannot run this on Together.ai: {detail}")
     except TogetherError as exc:
         return _poll_failed(run_id, exc, interval)
     except Exception as exc:  # never leave a run in running because of a bug or an odd answer
