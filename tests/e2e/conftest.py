@@ -49,18 +49,18 @@ def _manage(env, *args) -> str:
     return out.stdout
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def start_stack(data_dir: Path, extra_env: dict | None = None):
+    """Prepare a data dir (migrations, admin, tiny base model, API key) and start the launcher.
+    A generator: yields the ready Stack, then stops it with Ctrl-C (SIGINT) like a user would."""
     from workers.engine.tiny import build_model
 
-    data_dir = tmp_path_factory.mktemp("hub-e2e")
     tiny = data_dir / "tiny-model"
     corpus = [f"Question {i}: what is {i} plus {i}? Answer: {2 * i}." for i in range(50)]
     build_model(tiny, size="nano", texts=corpus, vocab_size=400, context_length=256)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(HUB_DATA_DIR=str(data_dir), HUB_PORT=str(port), HUB_INFERENCE_PORT=str(free_port()),
-               DJANGO_SETTINGS_MODULE="training_hub.settings", PYTHONUNBUFFERED="1")
+               DJANGO_SETTINGS_MODULE="training_hub.settings", PYTHONUNBUFFERED="1", **(extra_env or {}))
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "ensure_admin")
     _manage(env, "prepare_base_model", "--id", "tiny", "--path", str(tiny))
@@ -93,6 +93,12 @@ def stack(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The embedded default: SQLite + the embedded Redis."""
+    yield from start_stack(tmp_path_factory.mktemp("hub-e2e"))
 
 
 def chat_jsonl(n: int = 40) -> bytes:

@@ -8,7 +8,7 @@ from tests.e2e.conftest import chat_jsonl, wait_run
 pytestmark = [pytest.mark.e2e]
 
 
-def test_whole_loop_through_real_processes(stack):
+def run_whole_loop(stack, alias: str = "e2e") -> None:
     c = stack.client()
     r = c.post("/api/datasets", data={"name": "e2e arithmetic"},
                files={"file": ("arith.jsonl", chat_jsonl(40), "application/jsonl")})
@@ -25,32 +25,38 @@ def test_whole_loop_through_real_processes(stack):
     assert done["status"] == "succeeded", (done, stack.logs())
     assert done["model_version_id"]
     points = c.get(f"/api/runs/{run['id']}/metrics").json()
-    losses = [p["values"]["loss"] for p in (points.get("items", points) if isinstance(points, dict) else points)
-              if "loss" in p.get("values", {})]
+    points = points.get("items", points) if isinstance(points, dict) else points
+    losses = [p["values"]["loss"] for p in points if "loss" in p.get("values", {})]
     assert len(losses) >= 2 and losses[-1] < losses[0], losses
 
-    r = c.post(f"/api/models/{done['model_version_id']}/deploy", json={"alias": "e2e"})
+    r = c.post(f"/api/models/{done['model_version_id']}/deploy", json={"alias": alias})
     assert r.status_code == 200, r.text
 
     oa = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=stack.api_key, max_retries=0)
     models = [m.id for m in oa.models.list().data]
-    assert "e2e" in models
-    resp = oa.chat.completions.create(model="e2e", messages=[{"role": "user", "content": "What is 2 plus 3?"}],
+    assert alias in models
+    resp = oa.chat.completions.create(model=alias, messages=[{"role": "user", "content": "What is 2 plus 3?"}],
                                       max_tokens=8, temperature=0)
     assert resp.object == "chat.completion"
     assert resp.choices[0].finish_reason in ("stop", "length")
     assert resp.usage.completion_tokens >= 1
 
-    stream = oa.chat.completions.create(model="e2e", messages=[{"role": "user", "content": "What is 2 plus 3?"}],
+    stream = oa.chat.completions.create(model=alias, messages=[{"role": "user", "content": "What is 2 plus 3?"}],
                                         max_tokens=8, temperature=0, stream=True,
                                         stream_options={"include_usage": True})
     chunks = list(stream)
     finishes = [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason]
     assert len(finishes) == 1
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == resp.choices[0].message.content  # greedy: the same answer streamed and not
 
     with pytest.raises(openai.NotFoundError):
         oa.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
     bad = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="th_wrong_key", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        bad.chat.completions.create(model="e2e", messages=[{"role": "user", "content": "hi"}])
+        bad.chat.completions.create(model=alias, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_whole_loop_through_real_processes(stack):
+    run_whole_loop(stack)
