@@ -44,6 +44,12 @@ class DatasetVersion(models.Model):
     stats = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
+    # Validation target (local | openai | together), base model used for token counts, split ratio.
+    target = models.CharField(max_length=16, default="local")
+    base_model_id = models.CharField(max_length=100, blank=True)
+    split_ratio = models.FloatField(default=0.1)
+    # Live import progress: {"examples": N, "total": N | null, "stage": "..."}.
+    progress = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -80,6 +86,11 @@ class Example(models.Model):
     tags = models.JSONField(default=list, blank=True)
     content_hash = models.CharField(max_length=64, db_index=True)
     split = models.CharField(max_length=16, choices=Split.choices, default=Split.TRAIN)
+    token_count = models.PositiveIntegerField(null=True, blank=True)
+    # Issue codes raised on this example, as "|code|code|" so that a filter is a plain `contains`.
+    issues = models.CharField(max_length=400, blank=True, default="")
+    # Row shape it came from ({"kind": "chat" | "text" | "prompt_completion" | "preference", ...}).
+    meta = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["version_id", "index"]

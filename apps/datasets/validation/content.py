@@ -1,0 +1,121 @@
+"""Content checks: empty and very short answers, garbled text, personal data and secrets.
+
+Code-aware: an e-mail needs a local part before the `@` (so `@app.route` and `@property` are not
+e-mails), documentation placeholders (example.com, your_key_here) are not personal data.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+EMAIL_RE = re.compile(
+    r"(?<![\w.@/+-])([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.([A-Za-z]{2,24}))\b")
+PLACEHOLDER_DOMAINS = re.compile(r"(^|\.)(example\.(com|org|net)|test|invalid|localhost|local|example)$", re.I)
+NON_PERSONAL_LOCAL = {"git", "noreply", "no-reply", "user", "username", "name", "you", "your", "someone", "foo", "bar"}
+PHONE_RE = re.compile(
+    r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w.-]|:\d)")
+SECRET_RES = [
+    ("OpenAI/Anthropic key", re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}")),
+    ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
+    ("Slack token", re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("private key", re.compile(r"-----BEGIN (?:RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----")),
+]
+ASSIGNED_SECRET_RE = re.compile(
+    r"(?i)\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|password|passwd)\b\s*[:=]\s*"
+    r"[\"']?([A-Za-z0-9_\-/+=.]{16,})")
+PLACEHOLDER_WORDS = re.compile(r"(?i)your|here|example|xxx|dummy|changeme|placeholder|redacted|test|\.\.\.|<|\{")
+# Mojibake (UTF-8 read as Latin-1 / CP1252 / Mac Roman), replacement characters, control characters.
+GARBLED_RE = re.compile(
+    "\ufffd|[\u00c3\u00c2][\u0080-\u00bf]|\u00e2\u20ac|\u00f0\u0178|\u201a\u00c4|\u201a\u00fa|'\u00fa[\u00c5\u00d6]"
+    "|\u221a[\u00a9\u00ae\u2020\u00a7\u00b0\u00df]|\u00fc[\u00f6\u00ee\u00ec\u00e8\u00e7\u00a7\u00f2\u00df\u00a5][\u00c4-\u00ff\u2020-\u2264]"
+    "|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+WORD_RE = re.compile(r"\S+")
+MIN_ANSWER_WORDS = 5
+
+
+def _entropy(s: str) -> float:
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
+
+
+def find_emails(text: str) -> list[str]:
+    if "@" not in text:
+        return []
+    out = []
+    for m in EMAIL_RE.finditer(text):
+        local, domain = m.group(1), m.group(2)
+        if PLACEHOLDER_DOMAINS.search(domain) or local.lower() in NON_PERSONAL_LOCAL:
+            continue
+        # `pkg@1.2.3` (npm versions) and `name@sha256:...` are not addresses: TLD is letters only (regex);
+        # python/JS code like `obj.attr@other.method` has no letters-only TLD either.
+        out.append(m.group(0))
+    return out
+
+
+def find_phones(text: str) -> list[str]:
+    out = []
+    for m in PHONE_RE.finditer(text):
+        digits = sum(ch.isdigit() for ch in m.group(0))
+        if 9 <= digits <= 15:
+            out.append(m.group(0).strip())
+    return out
+
+
+def find_secrets(text: str) -> list[str]:
+    out = []
+    for name, rx in SECRET_RES:
+        if rx.search(text):
+            out.append(name)
+    if "=" in text or ":" in text:
+        for m in ASSIGNED_SECRET_RE.finditer(text):
+            val = m.group(1)
+            if PLACEHOLDER_WORDS.search(val) or not (re.search(r"\d", val) and re.search(r"[A-Za-z]", val)):
+                continue
+            if _entropy(val) >= 3.5:
+                out.append("credential assignment")
+    return out
+
+
+def _mask(s: str) -> str:
+    return s[:3] + "…" if len(s) > 4 else "…"
+
+
+def check_content(ex: dict, report, *, index: int, structure_only: bool = False) -> set[str]:
+    """Run the per-example content checks; return the codes raised (stored on the example)."""
+    codes: set[str] = set()
+    line, file = ex.get("source_line"), ex.get("source_file") or None
+    kind = ex.get("meta", {}).get("kind", "chat")
+
+    def add(code, msg, sev="warning"):
+        codes.add(code)
+        report.add(code, msg, line=line, file=file, severity=sev, example=index)
+
+    for i, m in enumerate(ex["messages"]):
+        content = m.get("content") or ""
+        role = m["role"]
+        if role in ("user", "assistant") and not content.strip() and not m.get("tool_calls"):
+            add("empty_turn", f"messages[{i}] ({role}) is empty.")
+            continue
+        if role == "assistant" and kind != "text" and not m.get("tool_calls") and m.get("weight", 1):
+            if len(WORD_RE.findall(content, 0, 400)) < MIN_ANSWER_WORDS and content.strip():
+                add("short_answer", f"messages[{i}]: the answer has fewer than {MIN_ANSWER_WORDS} words.")
+        if structure_only or not content:
+            continue
+        g = GARBLED_RE.search(content)
+        if g:
+            add("garbled_text", f"messages[{i}] ({role}) has garbled characters near "
+                f"{content[max(0, g.start() - 10):g.end() + 10]!r} (wrong encoding or corrupt text).")
+        emails = find_emails(content)
+        if emails:
+            add("pii_email", f"messages[{i}] ({role}) contains an e-mail address ({_mask(emails[0])}).")
+        phones = find_phones(content)
+        if phones:
+            add("pii_phone", f"messages[{i}] ({role}) contains a phone number ({_mask(phones[0])}).")
+        secrets = find_secrets(content)
+        if secrets:
+            add("secret", f"messages[{i}] ({role}) looks like it contains a secret ({secrets[0]}).")
+    return codes

@@ -1,0 +1,327 @@
+"""The validation pipeline: stream examples from a reader, check them in batches, report every problem.
+
+Used by `validate_dataset`, `dataset_import` (which stores the annotated examples it is handed in
+batches) and the benchmark. Memory: the file is streamed; what is kept per example is small and fixed
+(a content hash, a MinHash signature, token counts) — never the text.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from apps.datasets.formats import FatalFormatError, Report, read_path
+from apps.datasets.validation.content import check_content
+from apps.datasets.validation.dedup import NearDuplicateIndex, example_text, signatures
+
+BATCH = 1024
+MIN_EXAMPLES = 10
+RECOMMENDED_EXAMPLES = 50
+DEFAULT_TOKENS_PER_SECOND = 160.0  # LoRA on a 135M model, 2 CPU cores (see bench/README.md)
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def content_hash(ex: dict) -> str:
+    return hashlib.sha256(orjson.dumps([ex["messages"], ex.get("tools")], option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def split_of(h: str, ratio: float) -> str:
+    return "validation" if int(h[:8], 16) < ratio * 0x100000000 else "train"
+
+
+@dataclass
+class Annotated:
+    index: int
+    example: dict
+    hash: str
+    split: str
+    tokens: int | None
+    codes: set
+
+
+@dataclass
+class ValidationResult:
+    format: str
+    examples: int
+    report: Report
+    stats: dict = field(default_factory=dict)
+    content_hash: str = ""
+
+    def as_dict(self) -> dict:
+        rep = self.report.as_dict()
+        return {"format": self.format, "examples": self.examples, "errors": rep["errors"],
+                "warnings": rep["warnings"], "counts": rep["counts"], "error_total": rep["error_total"],
+                "warning_total": rep["warning_total"], "truncated": rep["truncated"]}
+
+
+def _hist(values, bins=30) -> dict:
+    if len(values) == 0:
+        return {"edges": [], "counts": []}
+    arr = np.frombuffer(values, dtype=np.int32) if isinstance(values, array) else np.asarray(values)
+    counts, edges = np.histogram(arr, bins=min(bins, max(1, int(arr.max()) - int(arr.min()) + 1)))
+    return {"edges": [round(float(e), 1) for e in edges], "counts": counts.tolist()}
+
+
+def _quantiles(values) -> dict:
+    if len(values) == 0:
+        return {"mean": 0, "p50": 0, "p95": 0, "max": 0, "min": 0}
+    arr = np.frombuffer(values, dtype=np.int32) if isinstance(values, array) else np.asarray(values)
+    return {"mean": round(float(arr.mean()), 1), "p50": int(np.percentile(arr, 50)),
+            "p95": int(np.percentile(arr, 95)), "max": int(arr.max()), "min": int(arr.min())}
+
+
+def local_tokens_per_second(base_model_id: str | None) -> tuple[float, str]:
+    try:
+        from apps.training.estimates import tokens_per_second
+    except ImportError:
+        return DEFAULT_TOKENS_PER_SECOND, "default (160 tokens/s: LoRA on a 135M model, 2 CPU cores)"
+    try:
+        tps = float(tokens_per_second(base_model_id or "smollm2-135m-instruct"))
+        return tps, "measured on this device"
+    except Exception:
+        return DEFAULT_TOKENS_PER_SECOND, "default (160 tokens/s: LoRA on a 135M model, 2 CPU cores)"
+
+
+def estimates(*, tokens: list[int] | int, context_length: int | None, epochs: int = 3,
+              base_model_id: str | None = None) -> dict:
+    """Training time (local) and cost (Together / OpenAI) for `epochs` epochs.
+    Billed tokens ≈ Σ min(context, tokens(example)) × epochs."""
+    from django.conf import settings
+
+    if isinstance(tokens, int):
+        trained = tokens
+    else:
+        ctx = context_length or 10**9
+        trained = int(sum(min(ctx, t) for t in tokens))
+    billed = trained * epochs
+    tps, source = local_tokens_per_second(base_model_id)
+    return {
+        "epochs": epochs,
+        "trained_tokens_per_epoch": trained,
+        "billed_tokens": billed,
+        "local": {"tokens_per_second": round(tps, 1), "seconds": round(billed / tps, 1) if tps else None,
+                  "source": source},
+        "together": {"price_per_mtok": settings.HUB_PRICE_TOGETHER_PER_MTOK,
+                     "usd": round(billed / 1e6 * settings.HUB_PRICE_TOGETHER_PER_MTOK, 4)},
+        "openai": {"price_per_mtok": settings.HUB_PRICE_OPENAI_PER_MTOK,
+                   "usd": round(billed / 1e6 * settings.HUB_PRICE_OPENAI_PER_MTOK, 4)},
+    }
+
+
+def count_lines(path: Path) -> int | None:
+    if not Path(path).is_file():
+        return None
+    n = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            n += chunk.count(b"\n")
+    return n
+
+
+class Validator:
+    def __init__(self, *, target="local", structure_only=False, counter=None, split_ratio=0.1, epochs=3,
+                 base_model_id=None):
+        self.target = target
+        self.structure_only = structure_only
+        self.counter = counter
+        self.split_ratio = split_ratio
+        self.epochs = epochs
+        self.base_model_id = base_model_id or (counter.name if counter else None)
+        self.report = Report()
+        self.n = 0
+        self.exact: dict[str, int] = {}
+        self.near = NearDuplicateIndex()
+        self.splits: list = []
+        self.hasher = hashlib.sha256()
+        self.tok = array("i")
+        self.role_tok = {r: array("i") for r in ROLES}
+        self.turns = array("i")
+        self.categories: Counter = Counter()
+        self.kinds: Counter = Counter()
+        self.tool_calls: Counter = Counter()
+        self.with_tools = 0
+        self.dup_exact = self.dup_near = self.leakage = self.too_long = 0
+        self.split_counts: Counter = Counter()
+        self.lines: array = array("i")
+
+    def process(self, batch: list[dict]) -> list[Annotated]:
+        rep = self.report
+        out = []
+        for ex in batch:
+            idx = self.n
+            self.n += 1
+            if self.structure_only:
+                out.append(Annotated(idx, ex, "", "train", None, set()))
+                continue
+            h = content_hash(ex)
+            self.hasher.update(h.encode())
+            split = split_of(h, self.split_ratio)
+            codes = check_content(ex, rep, index=idx)
+            first = self.exact.get(h)
+            if first is not None:
+                codes.add("duplicate")
+                self.dup_exact += 1
+                rep.warn("duplicate", f"Exact duplicate of example {first + 1} (line {self.lines[first] or '?'}).",
+                         line=ex.get("source_line"), file=ex.get("source_file") or None, example=idx)
+            else:
+                self.exact[h] = idx
+            self.lines.append(ex.get("source_line") or 0)
+            self.splits.append(split == "validation")
+            out.append(Annotated(idx, ex, h, split, None, codes))
+        if self.structure_only:
+            return out
+        # near duplicates
+        sigs = signatures([example_text(a.example) for a in out])
+        for a, hit in zip(out, self.near.add_batch(sigs)):
+            if hit is None or "duplicate" in a.codes:
+                continue
+            _i, other, sim = hit
+            if self.splits[other] != self.splits[a.index]:
+                self.leakage += 1
+                a.codes.add("split_leakage")
+                self.report.warn("split_leakage", f"Near duplicate ({sim:.0%} similar) of example {other + 1} "
+                                 f"(line {self.lines[other] or '?'}), which is in the other split: validation "
+                                 "leaks into training.", line=a.example.get("source_line"),
+                                 file=a.example.get("source_file") or None, example=a.index)
+            else:
+                self.dup_near += 1
+                a.codes.add("near_duplicate")
+                self.report.warn("near_duplicate", f"Near duplicate ({sim:.0%} similar) of example {other + 1} "
+                                 f"(line {self.lines[other] or '?'}).", line=a.example.get("source_line"),
+                                 file=a.example.get("source_file") or None, example=a.index)
+        # tokens
+        if self.counter is not None:
+            counts = self.counter.count([a.example for a in out])
+            ctx = self.counter.context_length
+            for a, (total, per_role) in zip(out, counts):
+                a.tokens = total
+                self.tok.append(total)
+                for r in ROLES:
+                    self.role_tok[r].append(per_role.get(r, 0))
+                if total > ctx:
+                    self.too_long += 1
+                    a.codes.add("too_long")
+                    self.report.warn("too_long", f"{total} tokens with {self.counter.name}'s chat template: longer "
+                                     f"than its {ctx}-token context; it will be truncated.",
+                                     line=a.example.get("source_line"), file=a.example.get("source_file") or None,
+                                     example=a.index)
+        for a in out:
+            ex = a.example
+            self.turns.append(len(ex["messages"]))
+            self.categories[ex.get("category") or "(none)"] += 1
+            self.kinds[ex.get("meta", {}).get("kind", "chat")] += 1
+            self.split_counts[a.split] += 1
+            used = False
+            for m in ex["messages"]:
+                for c in m.get("tool_calls") or ():
+                    self.tool_calls[c["function"]["name"]] += 1
+                    used = True
+            self.with_tools += used
+        return out
+
+    def finish(self, fmt: str) -> ValidationResult:
+        rep = self.report
+        n = self.n
+        if n == 0 and not rep.has_errors:
+            rep.error("no_examples", "The file holds no examples.", line=None)
+        elif n < MIN_EXAMPLES:
+            rep.add("too_few_examples", f"{n} example(s): at least {MIN_EXAMPLES} are needed "
+                    f"({RECOMMENDED_EXAMPLES}-100 recommended).", line=None,
+                    severity="error" if self.target == "openai" else "warning")
+        elif n < RECOMMENDED_EXAMPLES and self.target == "openai":
+            rep.warn("few_examples", f"{n} examples: OpenAI recommends at least {RECOMMENDED_EXAMPLES}.", line=None)
+        stats = {"examples": n}
+        if not self.structure_only:
+            tok_list = np.frombuffer(self.tok, dtype=np.int32) if len(self.tok) else np.zeros(0, dtype=np.int32)
+            ctx = self.counter.context_length if self.counter else None
+            stats.update({
+                "split_ratio": self.split_ratio,
+                "splits": dict(self.split_counts),
+                "turns": {**_quantiles(self.turns), "hist": _hist(self.turns, 20)},
+                "categories": dict(self.categories.most_common()),
+                "kinds": dict(self.kinds),
+                "tools": {"examples_with_tool_calls": self.with_tools, "calls": dict(self.tool_calls.most_common())},
+                "duplicates": {"exact": self.dup_exact, "near": self.dup_near, "split_leakage": self.leakage},
+            })
+            if self.counter is not None:
+                stats["tokens"] = {
+                    "base_model": self.counter.name, "context_length": ctx,
+                    "total": int(tok_list.sum()), **_quantiles(self.tok), "hist": _hist(self.tok),
+                    "per_role": {r: int(np.frombuffer(self.role_tok[r], dtype=np.int32).sum()) if len(self.role_tok[r]) else 0
+                                 for r in ROLES},
+                    "role_hist": {r: _hist(self.role_tok[r]) for r in ("user", "assistant") if len(self.role_tok[r])},
+                    "too_long": self.too_long,
+                }
+                trained = int(np.minimum(tok_list, ctx).sum()) if len(tok_list) else 0
+                stats["estimates"] = estimates(tokens=trained, context_length=ctx, epochs=self.epochs,
+                                               base_model_id=self.base_model_id)
+        return ValidationResult(format=fmt, examples=n, report=rep, stats=stats,
+                                content_hash=self.hasher.hexdigest() if not self.structure_only else "")
+
+
+def batched(it, n=BATCH):
+    it = iter(it)
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
+
+
+def validate_examples(examples, *, fmt: str, target="local", counter=None, split_ratio=0.1, epochs=3,
+                      base_model_id=None, on_batch=None, recheck=True) -> ValidationResult:
+    """Validate already-normalized examples (a fix's output): the structural rules again, then the rest."""
+    from apps.datasets.formats.rows import RowChecker
+
+    v = Validator(target=target, counter=counter, split_ratio=split_ratio, epochs=epochs, base_model_id=base_model_id)
+
+    def checked():
+        checkers: dict = {}
+        for ex in examples:
+            if not recheck:
+                yield ex
+                continue
+            f = ex.get("source_file") or ""
+            chk = checkers.setdefault(f, RowChecker(v.report, target=target, file=f, category=ex.get("category", "")))
+            again = chk.check_example(ex)
+            if again is not None:
+                yield again
+
+    for chunk in batched(checked()):
+        annotated = v.process(chunk)
+        if on_batch is not None:
+            on_batch(annotated)
+    return v.finish(fmt)
+
+
+def validate_path(path, *, target="local", structure_only=False, counter=None, format=None, display=None,
+                  columns=None, split_ratio=0.1, epochs=3, base_model_id=None, on_batch=None, on_progress=None,
+                  category="") -> ValidationResult:
+    """Validate a file/folder/zip; `on_batch(list[Annotated])` receives the checked examples in order.
+    A file that cannot be read at all yields a result with its error (never raises for bad data)."""
+    v = Validator(target=target, structure_only=structure_only, counter=counter, split_ratio=split_ratio,
+                  epochs=epochs, base_model_id=base_model_id)
+    total = count_lines(path) if on_progress else None
+    fmt = format or "unknown"
+    try:
+        fmt, items = read_path(path, report=v.report, target=target, format=format, display=display,
+                               columns=columns, category=category)
+        for chunk in batched(items):
+            annotated = v.process(chunk)
+            if on_batch is not None:
+                on_batch(annotated)
+            if on_progress is not None:
+                on_progress(v.n, total)
+    except FatalFormatError as exc:
+        v.report.error(exc.code, exc.message, line=exc.line, file=exc.file or display or Path(path).name)
+    except OSError as exc:
+        v.report.error("unreadable", f"Could not read {display or Path(path).name}: {exc.strerror or exc}")
+    return v.finish(fmt)
+
+
+__all__ = ["validate_path", "Validator", "ValidationResult", "Annotated", "content_hash", "split_of", "estimates",
+           "os"]

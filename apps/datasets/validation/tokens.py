@@ -1,0 +1,119 @@
+"""Token counts with the chosen base model's tokenizer *and* chat template.
+
+Fast path (exact for templates whose turns are delimited by special tokens, like ChatML): the
+template is rendered once per role sequence with empty contents ("skeleton"), and an example's count
+is skeleton tokens + the tokens of each content, encoded in one batch by the Rust tokenizer.
+Examples with tools or tool calls are rendered in full with `apply_chat_template`.
+Tokenizers are cached per model path.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class TokenCounter:
+    def __init__(self, path: str | Path, *, context_length: int | None = None, name: str = ""):
+        from transformers import AutoTokenizer
+
+        self.path = str(path)
+        self.name = name or Path(path).name
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.backend = self.tokenizer.backend_tokenizer
+        self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.context_length = int(context_length or min(getattr(self.tokenizer, "model_max_length", 2048) or 2048,
+                                                        1_000_000))
+        self._skeletons: dict[tuple, int] = {}
+        self._encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+
+    def _render(self, messages, tools=None) -> str:
+        kwargs = {"tokenize": False}
+        if tools:
+            kwargs["tools"] = tools
+        return self.tokenizer.apply_chat_template(messages, **kwargs)
+
+    def _skeleton(self, roles: tuple) -> int:
+        n = self._skeletons.get(roles)
+        if n is None:
+            if self.has_template:
+                try:
+                    text = self._render([{"role": r, "content": ""} for r in roles])
+                except Exception:  # a template that refuses this role order: count contents only
+                    text = ""
+                n = len(self.backend.encode(text, add_special_tokens=False).ids) if text else 0
+            else:
+                n = 0
+            self._skeletons[roles] = n
+        return n
+
+    def count(self, examples: list[dict]) -> list[tuple[int, dict]]:
+        """Per example: (total tokens as trained, {role: content tokens})."""
+        contents: list[str] = []
+        for ex in examples:
+            for m in ex["messages"]:
+                contents.append(m.get("content") or "")
+        lengths = [len(e.ids) for e in self._encode(contents, add_special_tokens=False)] if contents else []
+        out = []
+        pos = 0
+        for ex in examples:
+            msgs = ex["messages"]
+            per_role: dict[str, int] = {}
+            total = 0
+            for m in msgs:
+                n = lengths[pos]
+                pos += 1
+                per_role[m["role"]] = per_role.get(m["role"], 0) + n
+                total += n
+            kind = ex.get("meta", {}).get("kind", "chat")
+            if kind == "text" or not self.has_template:
+                out.append((total, per_role))
+                continue
+            if ex.get("tools") or any(m.get("tool_calls") or m["role"] == "tool" for m in msgs):
+                try:
+                    text = self._render(msgs, ex.get("tools"))
+                    total = len(self.backend.encode(text, add_special_tokens=False).ids)
+                except Exception:
+                    total += self._skeleton(tuple(m["role"] for m in msgs if m["role"] != "tool"))
+            else:
+                total += self._skeleton(tuple(m["role"] for m in msgs))
+            out.append((total, per_role))
+        return out
+
+    def count_exact(self, ex: dict) -> int:
+        """Slow reference count: render the whole example and encode it."""
+        return len(self.backend.encode(self._render(ex["messages"], ex.get("tools")), add_special_tokens=False).ids)
+
+
+@functools.lru_cache(maxsize=8)
+def _counter_for(path: str, context_length: int | None, name: str) -> TokenCounter:
+    return TokenCounter(path, context_length=context_length, name=name)
+
+
+def counter_for_base_model(base_model_id: str | None = None) -> TokenCounter | None:
+    """The token counter of a registered base model (default: the hub's default base model).
+    Accepts a filesystem path to a Hugging Face folder too. None when no tokenizer is available."""
+    from django.conf import settings
+
+    path, ctx, name = None, None, base_model_id or ""
+    try:
+        from apps.registry.models import BaseModel
+
+        qs = BaseModel.objects.all()
+        bm = qs.filter(pk=base_model_id).first() if base_model_id else (qs.filter(is_default=True).first()
+                                                                          or qs.filter(pk="smollm2-135m-instruct").first())
+        if bm is not None:
+            path, ctx, name = bm.path, bm.context_length, bm.id
+    except Exception:  # no database (e.g. validate_dataset before migrate)
+        bm = None
+    if path is None and base_model_id and Path(base_model_id).is_dir():
+        path = base_model_id
+    if path is None and not base_model_id:
+        default = Path(settings.HUB_MODEL_CACHE) / "smollm2-135m-instruct"
+        if (default / "tokenizer.json").exists() or (default / "tokenizer_config.json").exists():
+            path, name = str(default), "smollm2-135m-instruct"
+    if path is None or not Path(path).exists():
+        return None
+    return _counter_for(str(path), ctx, name)

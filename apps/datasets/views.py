@@ -1,0 +1,197 @@
+"""Dashboard pages for datasets. Parse input, call a selector or a service, render; no ORM writes."""
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.core.exceptions import ApplicationError
+from apps.core.htmx import render_page
+from apps.datasets import selectors, services
+from apps.datasets.forms import UploadForm
+from apps.datasets.models import DatasetVersion
+from apps.datasets.render import render_messages
+
+
+@login_required
+def dataset_list_view(request):
+    return render_page(request, "datasets/list.html", {"datasets": selectors.dataset_list(user=request.user)})
+
+
+@login_required
+def upload_view(request):
+    dataset = None
+    ds_id = request.GET.get("dataset") or request.POST.get("dataset_id")
+    if ds_id and str(ds_id).isdigit():
+        try:
+            dataset = selectors.dataset_get(user=request.user, dataset_id=int(ds_id))
+        except ApplicationError:
+            dataset = None
+    too_large = request.method == "POST" and int(request.META.get("CONTENT_LENGTH") or 0) > (
+        settings.HUB_MAX_UPLOAD_MB * 1024 * 1024 + 64 * 1024)
+    if request.method == "POST" and not too_large:
+        form = UploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                version = services.dataset_import(
+                    user=request.user, name=d.get("name") or "", file=d["file"], filename=d["file"].name,
+                    format=d.get("format") or None, dataset=d.get("dataset_id") or None, target=d["target"],
+                    base_model=d.get("base_model") or None, split_ratio=d.get("split_ratio"), background=None)
+            except ApplicationError as exc:
+                field = exc.field if exc.field in form.fields else None
+                form.add_error(field, exc.message)
+            else:
+                if version.status == DatasetVersion.Status.FAILED:
+                    messages.error(request, f"Import failed: {version.error}")
+                elif version.status == DatasetVersion.Status.READY:
+                    n_err = (version.validation or {}).get("error_total", 0)
+                    messages.success(request, f"Imported {version.example_count} examples"
+                                     + (f" with {n_err} validation errors." if n_err else "."))
+                return redirect(f"{reverse('datasets:detail', args=[version.dataset_id])}?version={version.pk}")
+    else:
+        form = UploadForm(initial={"dataset_id": dataset.pk if dataset else None, "target": "local"})
+        if too_large:
+            form = UploadForm(initial={"dataset_id": dataset.pk if dataset else None})
+            form.add_error(None, f"The file is larger than the {settings.HUB_MAX_UPLOAD_MB} MB limit.")
+    status = 413 if too_large else (422 if request.method == "POST" else 200)
+    return render_page(request, "datasets/upload.html", {"form": form, "dataset": dataset,
+                                                         "max_mb": settings.HUB_MAX_UPLOAD_MB}, status=status)
+
+
+def _chart_data(stats: dict) -> dict:
+    tok = stats.get("tokens") or {}
+    return {
+        "tokens": tok.get("hist") or {},
+        "role_hist": tok.get("role_hist") or {},
+        "per_role": tok.get("per_role") or {},
+        "turns": (stats.get("turns") or {}).get("hist") or {},
+        "categories": stats.get("categories") or {},
+        "tools": (stats.get("tools") or {}).get("calls") or {},
+        "context": tok.get("context_length"),
+    }
+
+
+@login_required
+def detail_view(request, dataset_id: int):
+    ds = selectors.dataset_get(user=request.user, dataset_id=dataset_id)
+    vid = request.GET.get("version")
+    version = selectors.version_for_dataset(dataset=ds, version_id=int(vid) if vid and vid.isdigit() else None)
+    severity = request.GET.get("severity") or ""
+    code = request.GET.get("code") or ""
+    issues = selectors.version_issues(version=version, severity=severity or None, code=code or None)
+    ex_filters = {k: request.GET.get(k) or "" for k in ("split", "category", "excode", "q")}
+    examples_qs = selectors.example_list(version=version, split=ex_filters["split"] or None,
+                                         category=ex_filters["category"] or None, code=ex_filters["excode"] or None,
+                                         q=ex_filters["q"] or None)
+    page = Paginator(examples_qs, 10).get_page(request.GET.get("page"))
+    rendered = [(e, render_messages(e.messages, e.tools)) for e in page.object_list]
+    epochs = request.GET.get("epochs")
+    stats = version.stats or {}
+    est = stats.get("estimates")
+    if epochs and epochs.isdigit() and 1 <= int(epochs) <= 100 and stats.get("tokens"):
+        from apps.datasets.validation import estimates
+
+        est = estimates(tokens=(est or {}).get("trained_tokens_per_epoch", 0), context_length=None,
+                        epochs=int(epochs), base_model_id=stats["tokens"].get("base_model"))
+    ctx = {
+        "dataset": ds, "version": version, "versions": selectors.dataset_versions(dataset=ds),
+        "issues": issues[:500], "issue_total": len(issues), "issue_codes": selectors.version_issue_codes(version),
+        "severity": severity, "code": code, "page": page, "rendered": rendered, "ex_filters": ex_filters,
+        "categories": sorted((stats.get("categories") or {}).keys()), "stats": stats, "estimates": est,
+        "chart_data": _chart_data(stats), "fixes": services.FIXES, "has_errors": selectors.version_has_errors(version),
+        "can_write": services._can_write(request.user, ds),
+        "query_base": {k: v for k, v in request.GET.items() if k != "page"},
+    }
+    partial = request.GET.get("partial")
+    if partial not in ("issues", "examples"):
+        partial = None
+    return render_page(request, "datasets/detail.html", ctx, partial=partial)
+
+
+@login_required
+def progress_view(request, version_id: int):
+    version = selectors.version_get(user=request.user, version_id=version_id)
+    resp = render_page(request, "datasets/detail.html", {"version": version, "dataset": version.dataset},
+                       partial="progress")
+    if version.status != DatasetVersion.Status.IMPORTING and getattr(request, "htmx", False):
+        resp["HX-Redirect"] = f"{reverse('datasets:detail', args=[version.dataset_id])}?version={version.pk}"
+    return resp
+
+
+@login_required
+@require_POST
+def fix_view(request, version_id: int):
+    fix = request.POST.get("fix", "")
+    try:
+        new = services.version_fix(user=request.user, version_id=version_id, fix=fix)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        v = DatasetVersion.objects.filter(pk=version_id).values_list("dataset_id", flat=True).first()
+        return redirect(reverse("datasets:detail", args=[v]) if v else reverse("datasets:list"))
+    messages.success(request, f"{services.FIXES[fix]}: created version {new.number} ({new.example_count} examples).")
+    return redirect(f"{reverse('datasets:detail', args=[new.dataset_id])}?version={new.pk}")
+
+
+@login_required
+def diff_view(request, dataset_id: int):
+    ds = selectors.dataset_get(user=request.user, dataset_id=dataset_id)
+    versions = list(selectors.dataset_versions(dataset=ds))
+    a_id, b_id = request.GET.get("a"), request.GET.get("b")
+    diff = va = vb = None
+    if a_id and b_id and a_id.isdigit() and b_id.isdigit():
+        va = selectors.version_for_dataset(dataset=ds, version_id=int(a_id))
+        vb = selectors.version_for_dataset(dataset=ds, version_id=int(b_id))
+        d = selectors.version_diff(a=va, b=vb, limit=100)
+        diff = {**d,
+                "added_r": [(e, render_messages(e.messages, e.tools)) for e in d["added"]],
+                "removed_r": [(e, render_messages(e.messages, e.tools)) for e in d["removed"]],
+                "changed_r": [(x, render_messages(x.messages, x.tools), y, render_messages(y.messages, y.tools))
+                              for x, y in d["changed"]]}
+    return render_page(request, "datasets/diff.html", {"dataset": ds, "versions": versions, "diff": diff,
+                                                       "va": va, "vb": vb})
+
+
+@login_required
+def export_view(request, dataset_id: int):
+    ds = selectors.dataset_get(user=request.user, dataset_id=dataset_id)
+    vid = request.GET.get("version")
+    version = selectors.version_for_dataset(dataset=ds, version_id=int(vid) if vid and vid.isdigit() else None)
+    kind = request.GET.get("kind", "jsonl")
+    fmt = request.GET.get("format", "openai")
+    base = f"dataset-{ds.pk}-v{version.number}"
+    try:
+        if kind == "stats":
+            resp = HttpResponse(json.dumps(version.stats, indent=2), content_type="application/json")
+            resp["Content-Disposition"] = f'attachment; filename="{base}-stats.json"'
+        elif kind == "report":
+            resp = HttpResponse(services.version_report_text(version), content_type="text/markdown; charset=utf-8")
+            resp["Content-Disposition"] = f'attachment; filename="{base}-report.md"'
+        elif kind == "categories":
+            data = services.version_export_zip(version=version, fmt=fmt,
+                                               together_format=request.GET.get("together_format", "messages"))
+            resp = HttpResponse(data, content_type="application/zip")
+            resp["Content-Disposition"] = f'attachment; filename="{base}-{fmt}-by-category.zip"'
+        else:
+            split = request.GET.get("split") or None
+            lines = services.version_export_lines(version=version, fmt=fmt, split=split,
+                                                  together_format=request.GET.get("together_format", "messages"))
+            first = next(lines, None)
+
+            def body():
+                if first is not None:
+                    yield first
+                yield from lines
+            resp = StreamingHttpResponse(body(), content_type="application/jsonl")
+            resp["Content-Disposition"] = f'attachment; filename="{base}-{fmt}{"-" + split if split else ""}.jsonl"'
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(f"{reverse('datasets:detail', args=[ds.pk])}?version={version.pk}")
+    return resp
