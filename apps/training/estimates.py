@@ -32,5 +32,6 @@ def tokens_per_second(base_model_id: str | None) -> float:
     if base_model_id:
         params = BaseModel.objects.filter(pk=base_model_id).values_list("parameters", flat=True).first()
     if params:
-        return max(1.0, DEFAULT_TOKENS_PER_S * _REFERENCE_PARAMS / params)
+        # smaller models run faster, roughly in proportion (capped: overheads dominate tiny models)
+        return DEFAULT_TOKENS_PER_S * min(50.0, max(0.01, _REFERENCE_PARAMS / params))
     return DEFAULT_TOKENS_PER_S

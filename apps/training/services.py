@@ -164,43 +164,23 @@ def _dataset_version(*, dataset_version_id=None, dataset_id=None, field="dataset
 
 def _version_problem(version) -> str | None:
     from apps.datasets.models import DatasetVersion
+    from apps.datasets.selectors import version_has_errors
 
     if version.status != DatasetVersion.Status.READY:
         return f"Dataset version is {version.status}, not ready."
-    try:
-        from apps.datasets.selectors import version_has_errors
-    except ImportError:  # the datasets app's selectors are not there yet
-        has_errors = version.error_count > 0
-    else:
-        has_errors = version_has_errors(version)
-    if has_errors:
-        return (f"Dataset version has {version.error_count or 'some'} validation error(s); fix them "
-                f"(make a new version) before training.")
+    if version_has_errors(version):
+        n = (version.validation or {}).get("error_total") or version.error_count or "some"
+        return f"Dataset version has {n} validation error(s); fix them (make a new version) before training."
     return None
 
 
 def version_examples(version) -> tuple[list[dict], list[dict]]:
     """(train, validation) examples of a dataset version as plain dicts {messages, tools}."""
-    try:
-        from apps.datasets.selectors import version_training_examples
-    except ImportError:
-        rows = None
-    else:
-        rows = version_training_examples(version)
-    if rows is None:
-        from apps.datasets.models import Example
+    from apps.datasets.selectors import version_training_examples
 
-        rows = Example.objects.filter(version=version).order_by("index")
-    train, val = [], []
-    for r in rows:
-        if isinstance(r, dict):
-            item = {"messages": r.get("messages") or [], "tools": r.get("tools")}
-            split = r.get("split", "train")
-        else:
-            item = {"messages": r.messages or [], "tools": r.tools}
-            split = getattr(r, "split", "train")
-        (val if split == "validation" else train).append(item)
-    return train, val
+    train = list(version_training_examples(version=version, split="train"))
+    validation = list(version_training_examples(version=version, split="validation"))
+    return train, validation
 
 
 @lru_cache(maxsize=8)
@@ -280,7 +260,7 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
     params = None
     if method == "scratch":
         params = count_parameters(hp.get("size", "nano"), int(hp.get("vocab_size", 2000)))
-        tps = max(tps, 160.0 * 135_000_000 / max(params, 1))
+        tps = 160.0 * min(50.0, max(0.01, 135_000_000 / max(params, 1)))
     elif base_model is not None:
         params = base_model.parameters
     if method == "full" and params:
@@ -290,7 +270,7 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
         "tokens_processed": int(processed),
         "steps": total_steps,
         "tokens_per_s": round(tps, 1),
-        "seconds": round(processed / tps, 1) if tps else None,
+        "seconds": round(processed / tps, 2) if tps else None,
         "parameters": params,
         "examples_too_long": too_long,
         "longest_example_tokens": longest,

@@ -1,0 +1,157 @@
+"""Dashboard pages for runs: list (status filters), new-run form (estimates), run page (live chart),
+comparison. Views parse input, call selectors/services and render; no ORM writes here."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from apps.core.exceptions import ApplicationError, NotFound
+from apps.core.htmx import render_page
+from apps.training import charts, selectors, services
+from apps.training.forms import MAX_EXTRA_STAGES, RunForm
+from apps.training.models import TrainingRun
+
+STATUSES = [s for s, _ in TrainingRun.Status.choices]
+
+
+@login_required
+def run_list_view(request):
+    status = request.GET.get("status") or None
+    if status and status not in STATUSES and status != "active":
+        status = None
+    runs = selectors.run_list(user=request.user, status="queued,running" if status == "active" else status)[:200]
+    rows = [{"run": r, "position": selectors.run_queue_position(r)} for r in runs]
+    return render_page(request, "training/list.html", {"rows": rows, "status": status, "statuses": STATUSES},
+                       partial="runs")
+
+
+def _form_choices():
+    from apps.datasets.models import DatasetVersion
+    from apps.registry.models import BaseModel, ModelVersion
+    from workers.engine.tiny import NAMED_SIZES
+
+    versions = DatasetVersion.objects.filter(status="ready").select_related("dataset").order_by("-created_at")[:300]
+    return dict(versions=list(versions), base_models=list(BaseModel.objects.all()),
+                model_versions=list(ModelVersion.objects.exclude(kind="remote").order_by("-created_at")[:200]),
+                sizes=list(NAMED_SIZES))
+
+
+def _size_table():
+    from workers.engine.tiny import NAMED_SIZES, count_parameters
+
+    return [{"name": n, **dims, "parameters": count_parameters(n, 2000)} for n, dims in NAMED_SIZES.items()]
+
+
+@login_required
+def run_new_view(request):
+    choices = _form_choices()
+    estimate = None
+    if request.method == "POST":
+        form = RunForm(request.POST, **choices)
+        action = request.POST.get("action", "create")
+        if form.is_valid():
+            try:
+                if action == "estimate":
+                    estimate = services.run_create(user=request.user, dry_run=True, **form.service_kwargs())
+                else:
+                    run = services.run_create(user=request.user, **form.service_kwargs())
+                    messages.success(request, f"Run {run.pk} queued.")
+                    return redirect("training:detail", run_id=run.pk)
+            except ApplicationError as exc:
+                form.add_service_errors(exc.errors, exc.message)
+        status = 422 if form.errors else 200
+        return render_page(request, "training/new.html",
+                           {"form": form, "estimate": estimate, "sizes": _size_table(),
+                            "extra_stages": range(1, MAX_EXTRA_STAGES + 1)},
+                           partial="form" if action == "estimate" else None, status=status)
+    initial = {}
+    if request.GET.get("dataset_version", "").isdigit():
+        initial["dataset_version"] = int(request.GET["dataset_version"])
+    if request.GET.get("parent_version", "").isdigit():
+        initial["parent_version"] = int(request.GET["parent_version"])
+    default = next((b for b in choices["base_models"] if b.is_default), None)
+    if default:
+        initial["base_model"] = default.pk
+    form = RunForm(initial=initial, **choices)
+    return render_page(request, "training/new.html", {"form": form, "estimate": None, "sizes": _size_table(),
+                                                       "extra_stages": range(1, MAX_EXTRA_STAGES + 1)})
+
+
+def _run_or_404(request, run_id):
+    try:
+        return selectors.run_get(user=request.user, run_id=run_id)
+    except NotFound:
+        raise Http404("No such run")
+
+
+@login_required
+def run_detail_view(request, run_id: int):
+    run = _run_or_404(request, run_id)
+    checkpoints = list(selectors.run_checkpoints(run=run))
+    best = selectors.best_checkpoint(run)
+    summary = run.summary or {}
+    ctx = {
+        "run": run,
+        "summary": summary,
+        "estimate": summary.get("estimate") or {},
+        "evaluation": summary.get("evaluation") or {},
+        "curves": charts.run_curves(run),
+        "config": charts.run_config(run),
+        "checkpoints": checkpoints,
+        "best": best,
+        "can_change": selectors.can_change(request.user, run),
+        "queue_position": selectors.run_queue_position(run),
+        "model_version_id": selectors.run_model_version_id(run),
+        "stages": run.hyperparameters.get("stages") or [],
+    }
+    return render_page(request, "training/detail.html", ctx, partial=request.GET.get("partial") or "results")
+
+
+@login_required
+@require_POST
+def run_cancel_view(request, run_id: int):
+    try:
+        services.run_request_cancel(user=request.user, run_id=run_id)
+        messages.success(request, "Cancel requested: the run stops within a few steps and keeps its last checkpoint.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("training:detail", run_id=run_id)
+
+
+@login_required
+@require_POST
+def run_relaunch_view(request, run_id: int):
+    try:
+        ckpt_id = int(request.POST.get("checkpoint_id", "0"))
+        run = services.run_relaunch(user=request.user, run_id=run_id, checkpoint_id=ckpt_id)
+    except (ApplicationError, ValueError) as exc:
+        messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("training:detail", run_id=run_id)
+    messages.success(request, f"Run {run.pk} relaunched from the checkpoint.")
+    return redirect("training:detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def run_promote_view(request, run_id: int):
+    raw = request.POST.get("checkpoint_id", "")
+    try:
+        version = services.checkpoint_promote(user=request.user, checkpoint_id=int(raw) if raw.isdigit() else None,
+                                              run_id=run_id)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("training:detail", run_id=run_id)
+    messages.success(request, f"Checkpoint promoted to model version {version.pk}.")
+    return redirect("registry:detail", version_id=version.pk)
+
+
+@login_required
+def run_compare_view(request):
+    ids = []
+    for raw in request.GET.getlist("ids"):
+        ids += [int(x) for x in raw.split(",") if x.strip().isdigit()]
+    data = charts.compare_runs(user=request.user, run_ids=ids[:10])
+    return render_page(request, "training/compare.html", {"data": data, "ids": ids})
