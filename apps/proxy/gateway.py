@@ -82,15 +82,47 @@ def _int_or_none(v):
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+# --- hot-path caches -----------------------------------------------------------------------------
+# Without them every call costs a thread hop and a fresh database connection (Django runs each ASGI
+# request's sync code on its own thread). Valid keys are remembered for AUTH_TTL_S (a revoked key
+# keeps working that long in other processes), resolved routes for ROUTE_TTL_S; deploy/rollback in
+# this process clear the route cache at once (apps.registry.services). Failures are never cached.
+AUTH_TTL_S = 10.0
+ROUTE_TTL_S = 2.0
+_auth_cache: dict[str, tuple[float, int]] = {}
+_route_cache: dict[tuple, tuple[float, Route]] = {}
+
+
+def caches_clear() -> None:
+    _auth_cache.clear()
+    _route_cache.clear()
+
+
+def _key_digest(raw: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
 # --- request parsing ----------------------------------------------------------------------------
 async def authenticate(request, call: Call):
     """API key (`Authorization: Bearer` or `x-api-key`), else the dashboard session with CSRF."""
     raw = bearer_token(request) or request.headers.get("x-api-key")
     if raw:
+        digest = _key_digest(raw)
+        hit = _auth_cache.get(digest)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            call.user_id = hit[1]
+            call.idempotency_key = request.headers.get("Idempotency-Key", "") or ""
+            return hit[1]
         user = await sync_to_async(api_key_authenticate)(raw)
         if user is None:
             raise ProxyError(401, "Incorrect API key provided. Create one on the API keys page.",
                              code="invalid_api_key")
+        if len(_auth_cache) > 10_000:
+            _auth_cache.clear()
+        _auth_cache[digest] = (now + AUTH_TTL_S, user.pk)
     else:
         user = await request.auser()
         if not user.is_authenticated:
@@ -123,7 +155,19 @@ def parse_json(request) -> dict:
 
 async def resolve(call: Call, name: str, *, anthropic: bool = False) -> Route:
     call.model_requested = name
-    route = await sync_to_async(selectors.route_resolve)(name, anthropic=anthropic)
+    from django.conf import settings
+
+    key = (name, anthropic, settings.HUB_INFERENCE_URL, settings.TOGETHER_BASE_URL, settings.TOGETHER_API_KEY)
+    hit = _route_cache.get(key)
+    now = time.monotonic()
+    if hit and hit[0] > now:
+        route = hit[1]
+    else:
+        route = await sync_to_async(selectors.route_resolve)(name, anthropic=anthropic)
+        if route is not None:
+            if len(_route_cache) > 10_000:
+                _route_cache.clear()
+            _route_cache[key] = (now + ROUTE_TTL_S, route)
     if route is None:
         raise ProxyError(404, f"The model `{name}` does not exist or you do not have access to it.",
                          param="model", code="model_not_found")

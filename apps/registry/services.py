@@ -142,6 +142,7 @@ def alias_deploy(*, actor, version_id: int, alias: str) -> Alias:
         current = Alias.objects.create(name=alias, model_version=version, updated_by=actor)
     Deployment.objects.create(alias_name=alias, model_version=version, previous_version=previous,
                               action="deploy", actor=actor)
+    transaction.on_commit(_routes_changed)
     return current
 
 
@@ -161,4 +162,12 @@ def alias_rollback(*, actor, alias: str) -> Alias:
     current.model_version = target
     current.updated_by = actor
     current.save(update_fields=["model_version", "updated_by", "updated_at"])
+    transaction.on_commit(_routes_changed)
     return current
+
+
+def _routes_changed() -> None:
+    """An alias moved: this process's /v1 proxy forgets the routes it resolved (others within 2 s)."""
+    from apps.proxy.gateway import caches_clear
+
+    caches_clear()

@@ -25,6 +25,9 @@ def hub_server():
 @pytest.fixture
 def wired(settings, fake_upstream, transactional_db):
     """Point local versions and Together at the fake upstream."""
+    from apps.proxy.gateway import caches_clear
+
+    caches_clear()
     fake_upstream.seen.clear()
     settings.HUB_INFERENCE_URL = fake_upstream.url + "/v1"
     settings.TOGETHER_BASE_URL = fake_upstream.url + "/v1"

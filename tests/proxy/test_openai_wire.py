@@ -216,3 +216,14 @@ def test_playground_page(client, member, versions):
     assert b'<option value="production" selected' in r.content
     assert f'value="mv-{versions["remote"].pk}"'.encode() in r.content
     assert b"/v1/chat/completions" in r.content and "csrftoken" in r.cookies
+
+
+def test_deploy_takes_effect_immediately(oai, versions, wired, admin_user):
+    """Routes are cached briefly on the hot path; a deploy in this process clears them."""
+    from apps.registry.services import alias_deploy
+
+    oai.chat.completions.create(model="production", messages=[{"role": "user", "content": "a"}])
+    assert wired.seen[-1]["body"]["model"] == f"mv-{versions['local'].pk}"
+    alias_deploy(actor=admin_user, version_id=versions["remote"].pk, alias="production")
+    oai.chat.completions.create(model="production", messages=[{"role": "user", "content": "a"}])
+    assert wired.seen[-1]["body"]["model"] == "acme/Remote-Model-ft-1"
