@@ -496,7 +496,7 @@ def version_export_zip(*, version: DatasetVersion, fmt: str = "openai", together
     """One JSONL per category + stats.json + report.md, zipped (in memory: per-category exports are for
     dataset sizes a browser downloads)."""
     buf = io.BytesIO()
-    cats = list(version.examples.values_list("category", flat=True).distinct())
+    cats = list(version.examples.order_by().values_list("category", flat=True).distinct())
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for cat in sorted(cats):
             name = _safe_filename(cat or "uncategorized")

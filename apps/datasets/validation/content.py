@@ -84,8 +84,43 @@ def _mask(s: str) -> str:
     return s[:3] + "…" if len(s) > 4 else "…"
 
 
+SECRET_MARKERS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "hf_", "PRIVATE KEY")
+ASSIGN_HINT_RE = re.compile(r"(?:api[_-]?key|secret|token|passw(?:or)?d)\s*[:=]")
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+PHONE_HINT_RE = re.compile(r"\d[ .)-]\d{3,4}[ .-]\d{3}")
+
+
+def _secret_hint(text: str) -> bool:
+    for m in SECRET_MARKERS:
+        if m in text:
+            return True
+    return ("=" in text or ":" in text) and ASSIGN_HINT_RE.search(text.lower()) is not None
+
+
+def _scan(text: str) -> dict[str, str]:
+    """The personal-data / secret / garbled findings in one text (each code -> a short description)."""
+    found = {}
+    g = (CONTROL_RE.search(text) if text.isascii() else GARBLED_RE.search(text))
+    if g:
+        found["garbled_text"] = f"garbled characters near {text[max(0, g.start() - 10):g.end() + 10]!r} (wrong encoding or corrupt text)"
+    if "@" in text:
+        emails = find_emails(text)
+        if emails:
+            found["pii_email"] = f"an e-mail address ({_mask(emails[0])})"
+    if PHONE_HINT_RE.search(text):
+        phones = find_phones(text)
+        if phones:
+            found["pii_phone"] = f"a phone number ({_mask(phones[0])})"
+    if _secret_hint(text):
+        secrets = find_secrets(text)
+        if secrets:
+            found["secret"] = f"what looks like a secret ({secrets[0]})"
+    return found
+
+
 def check_content(ex: dict, report, *, index: int, structure_only: bool = False) -> set[str]:
-    """Run the per-example content checks; return the codes raised (stored on the example)."""
+    """Run the per-example content checks; return the codes raised (stored on the example).
+    The personal-data scan runs once over the example's joined text; only on a hit is the message found."""
     codes: set[str] = set()
     line, file = ex.get("source_line"), ex.get("source_file") or None
     kind = ex.get("meta", {}).get("kind", "chat")
@@ -94,28 +129,26 @@ def check_content(ex: dict, report, *, index: int, structure_only: bool = False)
         codes.add(code)
         report.add(code, msg, line=line, file=file, severity=sev, example=index)
 
-    for i, m in enumerate(ex["messages"]):
+    msgs = ex["messages"]
+    for i, m in enumerate(msgs):
         content = m.get("content") or ""
         role = m["role"]
         if role in ("user", "assistant") and not content.strip() and not m.get("tool_calls"):
             add("empty_turn", f"messages[{i}] ({role}) is empty.")
             continue
         if role == "assistant" and kind != "text" and not m.get("tool_calls") and m.get("weight", 1):
-            if len(WORD_RE.findall(content, 0, 400)) < MIN_ANSWER_WORDS and content.strip():
+            if len(WORD_RE.findall(content, 0, 200)) < MIN_ANSWER_WORDS and content.strip():
                 add("short_answer", f"messages[{i}]: the answer has fewer than {MIN_ANSWER_WORDS} words.")
-        if structure_only or not content:
-            continue
-        g = GARBLED_RE.search(content)
-        if g:
-            add("garbled_text", f"messages[{i}] ({role}) has garbled characters near "
-                f"{content[max(0, g.start() - 10):g.end() + 10]!r} (wrong encoding or corrupt text).")
-        emails = find_emails(content)
-        if emails:
-            add("pii_email", f"messages[{i}] ({role}) contains an e-mail address ({_mask(emails[0])}).")
-        phones = find_phones(content)
-        if phones:
-            add("pii_phone", f"messages[{i}] ({role}) contains a phone number ({_mask(phones[0])}).")
-        secrets = find_secrets(content)
-        if secrets:
-            add("secret", f"messages[{i}] ({role}) looks like it contains a secret ({secrets[0]}).")
+    if structure_only:
+        return codes
+    joined = "\n".join(m.get("content") or "" for m in msgs)
+    hits = _scan(joined)
+    for code in hits:
+        for i, m in enumerate(msgs):  # rare path: say which message
+            one = _scan(m.get("content") or "") if m.get("content") else {}
+            if code in one:
+                add(code, f"messages[{i}] ({m['role']}) contains {one[code]}.")
+                break
+        else:
+            add(code, f"The example contains {hits[code]}.")
     return codes

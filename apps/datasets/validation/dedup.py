@@ -3,28 +3,28 @@
 Shingles are word 3-grams of the lower-cased user/assistant text, hashed with crc32. A batch of
 examples is processed at once: one (shingles x permutations) matrix, reduced per example with
 `np.minimum.reduceat`. Candidates sharing an LSH band are confirmed by their estimated Jaccard
-similarity (>= threshold). State kept per example: its signature (64 x uint32) — no text.
+similarity (>= threshold). State kept per example: its signature (32 x uint32) — no text.
 """
 from __future__ import annotations
 
 import re
-import zlib
 
 import numpy as np
 
-NUM_PERM = 64
-BANDS = 16
+NUM_PERM = 32
+BANDS = 8
 ROWS = NUM_PERM // BANDS
 THRESHOLD = 0.8
-_PRIME = np.uint64((1 << 61) - 1)
 _MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
 _TOKEN_RE = re.compile(r"\w+")
 
 
 def _perms(seed: int = 7):
+    # Multiply-shift hashing: h_i(x) = ((a_i * x + b_i) mod 2^64) >> 32 with odd a_i (no slow modulo).
     rng = np.random.RandomState(seed)
-    a = rng.randint(1, 1 << 31, size=NUM_PERM, dtype=np.int64).astype(np.uint64)
-    b = rng.randint(0, 1 << 31, size=NUM_PERM, dtype=np.int64).astype(np.uint64)
+    a = (rng.randint(0, 1 << 62, size=NUM_PERM, dtype=np.int64).astype(np.uint64) << np.uint64(1)) | np.uint64(1)
+    b = rng.randint(0, 1 << 62, size=NUM_PERM, dtype=np.int64).astype(np.uint64)
     return a, b
 
 
@@ -35,27 +35,36 @@ def example_text(ex: dict) -> str:
     return " ".join(m.get("content") or "" for m in ex["messages"] if m["role"] in ("user", "assistant"))
 
 
-def shingle_hashes(text: str) -> list[int]:
-    words = _TOKEN_RE.findall(text.lower())
-    if len(words) < 3:
-        return [zlib.crc32(" ".join(words).encode())]
-    # Python's tuple hash (per-process seed): signatures are only compared within one run.
-    return list({hash(t) & 0xFFFFFFFF for t in zip(words, words[1:], words[2:])})
+_C1 = np.uint64(0x9E3779B97F4A7C15)
+_C2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_PAD = ("", "", "")
 
 
 def signatures(texts: list[str]) -> np.ndarray:
-    """MinHash signatures, shape (len(texts), NUM_PERM), uint32."""
-    all_h: list[int] = []
-    starts = np.empty(len(texts), dtype=np.int64)
-    for i, t in enumerate(texts):
-        starts[i] = len(all_h)
-        all_h.extend(shingle_hashes(t))
+    """MinHash signatures, shape (len(texts), NUM_PERM), uint32.
+
+    Word 3-gram shingles are formed in numpy from per-word hashes (Python's str hash, seeded per
+    process: signatures are only compared within one run)."""
     if not texts:
         return np.empty((0, NUM_PERM), dtype=np.uint32)
-    h = np.asarray(all_h, dtype=np.uint64)[:, None]
-    # (a*x + b) mod p, truncated to 32 bits; x < 2^32 and a < 2^31, so a*x fits in 63 bits.
-    ph = ((h * _A + _B) % _PRIME) & _MASK32
-    return np.minimum.reduceat(ph, starts, axis=0).astype(np.uint32)
+    word_h: list[int] = []
+    starts = np.empty(len(texts), dtype=np.int64)
+    findall = _TOKEN_RE.findall
+    for i, t in enumerate(texts):
+        starts[i] = len(word_h)
+        words = findall(t.lower())
+        if len(words) < 3:
+            words = (words + list(_PAD))[:3]
+        word_h.extend(map(hash, words))
+    w = np.array(word_h, dtype=np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        sh = w[:-2] * _C1 + w[1:-1] * _C2 + w[2:]
+        ph = ((sh[:, None] * _A + _B) >> _SHIFT).astype(np.uint32)
+    # shingles that straddle two examples are neutralised before the per-example minimum
+    ends = starts[1:]
+    ph[ends - 1] = 0xFFFFFFFF
+    ph[ends - 2] = 0xFFFFFFFF
+    return np.minimum.reduceat(ph, starts, axis=0)
 
 
 class NearDuplicateIndex:

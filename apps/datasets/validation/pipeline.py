@@ -11,6 +11,7 @@ import itertools
 import os
 from array import array
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,10 +151,18 @@ class Validator:
         self.dup_exact = self.dup_near = self.leakage = self.too_long = 0
         self.split_counts: Counter = Counter()
         self.lines: array = array("i")
+        self._pool = None
 
     def process(self, batch: list[dict]) -> list[Annotated]:
         rep = self.report
         out = []
+        # The Rust tokenizer releases the GIL: count this batch's tokens on a second thread while the
+        # content checks and MinHash run here.
+        fut = None
+        if self.counter is not None and not self.structure_only:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count")
+            fut = self._pool.submit(self.counter.count, batch)
         for ex in batch:
             idx = self.n
             self.n += 1
@@ -197,8 +206,8 @@ class Validator:
                                  f"(line {self.lines[other] or '?'}).", line=a.example.get("source_line"),
                                  file=a.example.get("source_file") or None, example=a.index)
         # tokens
-        if self.counter is not None:
-            counts = self.counter.count([a.example for a in out])
+        if fut is not None:
+            counts = fut.result()
             ctx = self.counter.context_length
             for a, (total, per_role) in zip(out, counts):
                 a.tokens = total
@@ -227,6 +236,9 @@ class Validator:
         return out
 
     def finish(self, fmt: str) -> ValidationResult:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         rep = self.report
         n = self.n
         if n == 0 and not rep.has_errors:
