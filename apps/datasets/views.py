@@ -28,14 +28,16 @@ def dataset_list_view(request):
 @login_required
 def upload_view(request):
     dataset = None
-    ds_id = request.GET.get("dataset") or request.POST.get("dataset_id")
+    from apps.datasets.api import upload_too_large
+
+    # Checked from the Content-Length header before the body is read.
+    too_large = request.method == "POST" and upload_too_large(request)
+    ds_id = request.GET.get("dataset") or (request.POST.get("dataset_id") if request.method == "POST" and not too_large else None)
     if ds_id and str(ds_id).isdigit():
         try:
             dataset = selectors.dataset_get(user=request.user, dataset_id=int(ds_id))
         except ApplicationError:
             dataset = None
-    too_large = request.method == "POST" and int(request.META.get("CONTENT_LENGTH") or 0) > (
-        settings.HUB_MAX_UPLOAD_MB * 1024 * 1024 + 64 * 1024)
     if request.method == "POST" and not too_large:
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -58,11 +60,9 @@ def upload_view(request):
                 return redirect(f"{reverse('datasets:detail', args=[version.dataset_id])}?version={version.pk}")
     else:
         form = UploadForm(initial={"dataset_id": dataset.pk if dataset else None, "target": "local"})
-        if too_large:
-            form = UploadForm(initial={"dataset_id": dataset.pk if dataset else None})
-            form.add_error(None, f"The file is larger than the {settings.HUB_MAX_UPLOAD_MB} MB limit.")
     status = 413 if too_large else (422 if request.method == "POST" else 200)
-    return render_page(request, "datasets/upload.html", {"form": form, "dataset": dataset,
+    file_error = f"The file is larger than the {settings.HUB_MAX_UPLOAD_MB} MB limit." if too_large else ""
+    return render_page(request, "datasets/upload.html", {"form": form, "dataset": dataset, "file_error": file_error,
                                                          "max_mb": settings.HUB_MAX_UPLOAD_MB}, status=status)
 
 

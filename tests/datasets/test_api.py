@@ -171,3 +171,43 @@ def test_form_upload_and_pages(client, member):
                     HTTP_HX_REQUEST="true").content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in ex and "<script>alert(1)" not in ex
     assert "file: a.py" in ex and "thinking" in ex
+
+
+def test_form_upload_over_limit_is_a_field_message(client, member, settings):
+    settings.HUB_MAX_UPLOAD_MB = 1
+    client.force_login(member)
+    r = client.post("/datasets/upload/", {"name": "big", "target": "local",
+                                          "file": SimpleUploadedFile("a.jsonl", b'{"text": "x"}\n' * 90000)})
+    assert r.status_code == 413 and b"larger than the 1 MB limit" in r.content
+    assert not Dataset.objects.exists()
+
+
+def test_fix_and_diff_pages(client, member):
+    rows = good_rows(10) + [good_rows(1)[0]]
+    v = services.dataset_import(user=member, name="dup", file=SimpleUploadedFile("d.jsonl", _jsonl(rows)))
+    client.force_login(member)
+    r = client.post(f"/datasets/versions/{v.pk}/fix/", {"fix": "drop_exact_duplicates"})
+    assert r.status_code == 302
+    v2 = DatasetVersion.objects.get(dataset=v.dataset, number=2)
+    assert v2.example_count == 10
+    page = client.get(f"/datasets/{v.dataset_id}/diff/?a={v.pk}&b={v2.pk}").content.decode()
+    assert "0 added · 1 removed · 0 changed" in page
+    detail = client.get(f"/datasets/{v.dataset_id}/?version={v.pk}&partial=issues&code=duplicate",
+                        HTTP_HX_REQUEST="true").content.decode()
+    assert "Exact duplicate of example 1" in detail
+    assert client.get(f"/datasets/{v.dataset_id}/export/?version={v2.pk}&kind=report").status_code == 200
+    z = client.get(f"/datasets/{v.dataset_id}/export/?version={v2.pk}&kind=categories")
+    assert z["Content-Type"] == "application/zip"
+    prog = client.get(f"/datasets/versions/{v2.pk}/progress/", HTTP_HX_REQUEST="true")
+    assert prog.status_code == 200 and prog["HX-Redirect"].endswith(f"?version={v2.pk}")
+
+
+def test_api_fix_and_diff(api, member):
+    rows = good_rows(10) + [good_rows(1)[0]]
+    body = _upload(api, _jsonl(rows)).json()
+    r = api.post(f"/api/datasets/versions/{body['id']}/fixes", {"fix": "drop_exact_duplicates"},
+                 content_type="application/json")
+    assert r.status_code == 201 and r.json()["parent_id"] == body["id"] and r.json()["example_count"] == 10
+    d = api.get(f"/api/datasets/{body['dataset_id']}/diff?a={body['id']}&b={r.json()['id']}").json()
+    assert d["removed_count"] == 1 and d["added_count"] == 0
+    assert api.get(f"/api/datasets/{body['dataset_id']}/examples?code=duplicate&version={body['id']}").json()["count"] == 1
