@@ -45,8 +45,8 @@ def test_login_start_run_and_watch_live_loss(stack, browser):
     page.select_option("select[name=base_model]", "tiny")
     page.fill("input[name=max_steps]", "400")
     page.fill("input[name=batch_size]", "2")
-    page.fill("input[name=max_seq_len]", "128")
-    page.click("form#run-form button[type=submit]")
+    page.fill("input[name=max_seq_len]", "256")
+    page.click("form#run-form button[value=create]")
     page.wait_for_url("**/runs/*/")
     page.wait_for_selector("#loss-chart")
     # Points pushed over the websocket while the page is open, not only those rendered at load.
