@@ -67,43 +67,101 @@ def signatures(texts: list[str]) -> np.ndarray:
     return np.minimum.reduceat(ph, starts, axis=0)
 
 
+class IntTable:
+    """A numpy open-addressing hash table: uint64 key -> first int32 index. ~12 bytes a slot, load <= 0.5,
+    so dedup state stays a few dozen bytes per example instead of Python dict entries (~100 bytes each)."""
+
+    EMPTY = np.uint64(0)
+
+    def __init__(self, capacity: int = 1 << 16):
+        self.keys = np.zeros(capacity, dtype=np.uint64)
+        self.vals = np.full(capacity, -1, dtype=np.int32)
+        self.size = 0
+
+    def _grow(self):
+        old_k, old_v = self.keys, self.vals
+        used = old_v >= 0
+        self.keys = np.zeros(len(old_k) * 2, dtype=np.uint64)
+        self.vals = np.full(len(old_k) * 2, -1, dtype=np.int32)
+        self.size = 0
+        self._insert_unique(old_k[used], old_v[used])
+
+    def _probe(self, keys):
+        """Slot of each key: where it is, or the empty slot where it would go."""
+        mask = np.uint64(len(self.keys) - 1)
+        slots = (keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - int(len(self.keys)).bit_length() + 1)
+        slots = slots & mask
+        todo = np.arange(len(keys))
+        while len(todo):
+            s = slots[todo]
+            k = self.keys[s]
+            done = (self.vals[s] < 0) | (k == keys[todo])
+            todo = todo[~done]
+            slots[todo] = (slots[todo] + np.uint64(1)) & mask
+        return slots.astype(np.int64)
+
+    def _insert_unique(self, keys, vals):
+        # keys are unique and absent; insert in chunks so that probing never races within one step
+        for i in range(0, len(keys), 4096):
+            k, v = keys[i:i + 4096], vals[i:i + 4096]
+            slots = self._probe(k)
+            # two new keys may land on the same empty slot: insert the first, re-probe the others
+            uniq, first = np.unique(slots, return_index=True)
+            self.keys[uniq] = k[first]
+            self.vals[uniq] = v[first]
+            self.size += len(first)
+            rest = np.setdiff1d(np.arange(len(k)), first)
+            if len(rest):
+                self._insert_unique(k[rest], v[rest])
+
+    def lookup_insert(self, keys: np.ndarray, base: int) -> np.ndarray:
+        """For keys of items base, base+1, ...: the first index with the same key (earlier items, including
+        earlier in this batch), or -1; unseen keys are inserted."""
+        keys = np.where(keys == self.EMPTY, np.uint64(1), keys).astype(np.uint64)
+        while (self.size + len(keys)) * 2 > len(self.keys):
+            self._grow()
+        n = len(keys)
+        uniq, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+        slots = self._probe(uniq)
+        found = self.vals[slots]
+        prior = np.where(found >= 0, found, base + first)  # earliest index for each distinct key
+        out = prior[inv].astype(np.int64)
+        out[out == base + np.arange(n)] = -1  # the first occurrence is not a duplicate of itself
+        new = found < 0
+        if new.any():
+            self._insert_unique(uniq[new], (base + first[new]).astype(np.int32))
+        return out
+
+
 class NearDuplicateIndex:
     def __init__(self, threshold: float = THRESHOLD):
         self.threshold = threshold
-        self.buckets = [dict() for _ in range(BANDS)]
+        self.tables = [IntTable() for _ in range(BANDS)]
         self.sigs = np.empty((0, NUM_PERM), dtype=np.uint32)
         self.count = 0
 
     def add_batch(self, sigs: np.ndarray) -> list[tuple[int, int, float] | None]:
         """Add signatures; return, per new item, (its index, index of an earlier near duplicate, similarity)
         or None."""
-        if self.count + len(sigs) > len(self.sigs):
-            grown = np.empty((max(2 * len(self.sigs), self.count + len(sigs), 1024), NUM_PERM), dtype=np.uint32)
+        n = len(sigs)
+        if self.count + n > len(self.sigs):
+            grown = np.empty((max(2 * len(self.sigs), self.count + n, 1024), NUM_PERM), dtype=np.uint32)
             grown[: self.count] = self.sigs[: self.count]
             self.sigs = grown
         base = self.count
-        self.sigs[base: base + len(sigs)] = sigs
-        band_keys = np.ascontiguousarray(sigs).view(np.uint8).reshape(len(sigs), BANDS, ROWS * 4)
-        out = []
-        for j in range(len(sigs)):
-            idx = base + j
-            row = band_keys[j]
-            cands = set()
-            for b in range(BANDS):
-                key = row[b].tobytes()
-                bucket = self.buckets[b]
-                first = bucket.get(key)
-                if first is None:
-                    bucket[key] = idx
-                else:
-                    cands.add(first)
-            best = None
-            if cands:
-                sig = self.sigs[idx]
-                for c in cands:
-                    sim = float(np.count_nonzero(self.sigs[c] == sig)) / NUM_PERM
-                    if sim >= self.threshold and (best is None or sim > best[2]):
-                        best = (idx, c, sim)
-            out.append(best)
-        self.count += len(sigs)
+        self.sigs[base: base + n] = sigs
+        self.count += n
+        rows = sigs.reshape(n, BANDS, ROWS).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            band_keys = rows[:, :, 0]
+            for r in range(1, ROWS):
+                band_keys = band_keys * np.uint64(0x100000001B3) + rows[:, :, r]
+        cands = np.stack([self.tables[b].lookup_insert(band_keys[:, b], base) for b in range(BANDS)], axis=1)
+        out: list = [None] * n
+        for j in np.nonzero((cands >= 0).any(axis=1))[0]:
+            c = np.unique(cands[j][cands[j] >= 0])
+            sims = (self.sigs[c] == self.sigs[base + j]).mean(axis=1)
+            k = int(np.argmax(sims))
+            if sims[k] >= self.threshold:
+                out[j] = (base + int(j), int(c[k]), float(sims[k]))
         return out

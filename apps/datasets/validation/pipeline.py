@@ -20,7 +20,7 @@ import orjson
 
 from apps.datasets.formats import FatalFormatError, Report, read_path
 from apps.datasets.validation.content import check_content
-from apps.datasets.validation.dedup import NearDuplicateIndex, example_text, signatures
+from apps.datasets.validation.dedup import IntTable, NearDuplicateIndex, example_text, signatures
 
 BATCH = 1024
 MIN_EXAMPLES = 10
@@ -137,9 +137,9 @@ class Validator:
         self.base_model_id = base_model_id or (counter.name if counter else None)
         self.report = Report()
         self.n = 0
-        self.exact: dict[str, int] = {}
+        self.exact = IntTable()
         self.near = NearDuplicateIndex()
-        self.splits: list = []
+        self.splits = bytearray()
         self.hasher = hashlib.sha256()
         self.tok = array("i")
         self.role_tok = {r: array("i") for r in ROLES}
@@ -173,19 +173,21 @@ class Validator:
             self.hasher.update(h.encode())
             split = split_of(h, self.split_ratio)
             codes = check_content(ex, rep, index=idx)
-            first = self.exact.get(h)
-            if first is not None:
-                codes.add("duplicate")
-                self.dup_exact += 1
-                rep.warn("duplicate", f"Exact duplicate of example {first + 1} (line {self.lines[first] or '?'}).",
-                         line=ex.get("source_line"), file=ex.get("source_file") or None, example=idx)
-            else:
-                self.exact[h] = idx
             self.lines.append(ex.get("source_line") or 0)
             self.splits.append(split == "validation")
             out.append(Annotated(idx, ex, h, split, None, codes))
         if self.structure_only:
             return out
+        # exact duplicates: a 64-bit prefix of the content hash in a numpy hash table
+        firsts = self.exact.lookup_insert(np.array([int(a.hash[:16], 16) for a in out], dtype=np.uint64),
+                                          out[0].index) if out else []
+        for a, first in zip(out, firsts):
+            if first >= 0:
+                a.codes.add("duplicate")
+                self.dup_exact += 1
+                rep.warn("duplicate", f"Exact duplicate of example {first + 1} (line {self.lines[first] or '?'}).",
+                         line=a.example.get("source_line"), file=a.example.get("source_file") or None,
+                         example=a.index)
         # near duplicates
         sigs = signatures([example_text(a.example) for a in out])
         for a, hit in zip(out, self.near.add_batch(sigs)):

@@ -51,11 +51,24 @@ class TokenCounter:
 
     def count(self, examples: list[dict]) -> list[tuple[int, dict]]:
         """Per example: (total tokens as trained, {role: content tokens})."""
-        contents: list[str] = []
+        # Repeated short strings (system prompts, "Roll for initiative!") are encoded once.
+        todo: list[str] = []
+        slot: dict[str, int] = {}
+        refs: list[int] = []
         for ex in examples:
             for m in ex["messages"]:
-                contents.append(m.get("content") or "")
-        lengths = [len(e.ids) for e in self._encode(contents, add_special_tokens=False)] if contents else []
+                c = m.get("content") or ""
+                if len(c) < 256:
+                    k = slot.get(c)
+                    if k is None:
+                        k = slot[c] = len(todo)
+                        todo.append(c)
+                else:
+                    k = len(todo)
+                    todo.append(c)
+                refs.append(k)
+        enc = [len(e.ids) for e in self._encode(todo, add_special_tokens=False)] if todo else []
+        lengths = [enc[k] for k in refs]
         out = []
         pos = 0
         for ex in examples:
