@@ -13,14 +13,14 @@ def segments(text: str) -> list[dict]:
     out, pos = [], 0
     for m in BLOCK_RE.finditer(text or ""):
         if m.start() > pos and text[pos:m.start()].strip():
-            out.append({"kind": "text", "text": text[pos:m.start()].strip("\n")})
+            out.append({"kind": "text", "text": text[pos:m.start()].strip()})
         if m.group("think") is not None:
             out.append({"kind": "thinking", "text": m.group("think").strip("\n")})
         else:
             out.append({"kind": "file", "path": m.group("path"), "text": m.group("file").strip("\n")})
         pos = m.end()
     if pos < len(text or "") and text[pos:].strip():
-        out.append({"kind": "text", "text": text[pos:].strip("\n")})
+        out.append({"kind": "text", "text": text[pos:].strip()})
     return out
 
 
