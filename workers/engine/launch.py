@@ -72,6 +72,10 @@ def run_distributed(job, *, gpus: int, report, should_stop, on_checkpoint, launc
 
     out = Path(job.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if job.method == "scratch":  # build tokenizer + initial model once, before the ranks start
+        from workers.engine.sft import scratch_prepare
+
+        job.base_model_path = scratch_prepare(job)
     job_path = out / "job.json"
     job_to_json(job, job_path)
     events = out / "events.jsonl"

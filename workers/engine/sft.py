@@ -223,7 +223,7 @@ def _make_callback(report, should_stop, on_checkpoint, *, step_offset: int, tota
             self.step0 = state.global_step
 
         def on_step_end(self, args, state, control, **kw):
-            if should_stop():
+            if _agree(should_stop(), args):
                 self.stopped = True
                 control.should_training_stop = True
                 control.should_save = True
@@ -269,6 +269,18 @@ def _make_callback(report, should_stop, on_checkpoint, *, step_offset: int, tota
                                "stage_step": state.global_step})
 
     return HubCallback()
+
+
+def _agree(flag: bool, args) -> bool:
+    """Under torchrun every rank must stop at the same step (else DDP waits forever): any rank's stop wins."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([int(flag)], device=args.device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _ppl(loss: float | None) -> float | None:
@@ -397,7 +409,7 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
             report_to="none",
             disable_tqdm=True,
             dataloader_pin_memory=on_cuda,
-            optim="adamw_torch_fused" if on_cuda else "adamw_torch",
+            optim="adamw_torch_fused",
             save_only_model=False,
         )
         cb = _make_callback(report, should_stop, on_checkpoint, step_offset=step_offset, total_steps=total_steps,
@@ -425,17 +437,23 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
             ev = trainer.evaluate()
             stage_result["eval_loss"] = float(ev["eval_loss"])
             stage_result["perplexity"] = _ppl(stage_result["eval_loss"])
+        main = trainer.is_world_process_zero()  # under torchrun only rank 0 writes files
         tmp = stage_dir / ".final-tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
         trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        shutil.rmtree(final_dir, ignore_errors=True)
-        os.replace(tmp, final_dir)
-        (stage_dir / "DONE").write_text(json.dumps(stage_result))
+        if main:
+            tokenizer.save_pretrained(str(tmp))
+            shutil.rmtree(final_dir, ignore_errors=True)
+            os.replace(tmp, final_dir)
+            (stage_dir / "DONE").write_text(json.dumps(stage_result))
+        trainer.accelerator.wait_for_everyone()
         result["stages"].append(stage_result)
         start_from = str(final_dir)
         step_offset += steps
     result["stopped"] = stopped
+    result["world_size"] = trainer.args.world_size if trainer is not None else 1
     if stopped:
         return result
     last = result["stages"][-1]
@@ -445,6 +463,8 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
         result["eval_loss"] = last["eval_loss"]
         result["perplexity"] = last["perplexity"]
     result["memory"] = memory_mb()
+    if trainer is not None and not trainer.is_world_process_zero():
+        return result
     if job.evaluate and trainer is not None:
         from workers.engine.evaluate import evaluate_after_training
 
