@@ -13,6 +13,7 @@ from apps.datasets.formats.base import ERROR, WARNING, make_example
 OPENAI_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call"})
 OPENAI_ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
 TOGETHER_ROLES = frozenset({"system", "user", "assistant"})
+_PLAIN_ROLES = TOGETHER_ROLES
 TOP_LEVEL_KEYS = {
     "messages": frozenset({"messages", "tools", "parallel_tool_calls", "functions"}),
     "text": frozenset({"text"}),
@@ -220,7 +221,27 @@ class RowChecker:
         roles = TOGETHER_ROLES if self.strict else OPENAI_ROLES
         pending_ids: set = set()
         err, warn = self._err, self._warn
+        strict = self.strict
         for i, m in enumerate(messages):
+            # Fast path: the common {"role": ..., "content": "..."} turn, kept as it is.
+            if type(m) is dict and len(m) == 2:
+                role = m.get("role")
+                if role in _PLAIN_ROLES and type(m.get("content")) is str:
+                    if role == prev_role:
+                        self._target_err("consecutive_same_role", f"messages[{i}]: two consecutive `{role}` turns "
+                                         "(user and assistant must alternate).", line)
+                    if role == "system":
+                        if i > 0:
+                            self._target_err("system_not_first", f"messages[{i}]: a system message is only allowed "
+                                             "first.", line)
+                    elif strict and role != "user" and prev_role in (None, "system"):
+                        self._err("must_start_with_user", f"messages[{i}]: the conversation must start with a user "
+                                  "turn (after an optional system message).", line)
+                    if role == "assistant":
+                        has_assistant = True
+                    prev_role = role
+                    out.append(m)
+                    continue
             if type(m) is not dict:
                 err("message_not_object", f"messages[{i}] is not an object.", line)
                 ok = False
