@@ -10,4 +10,4 @@ import dramatiq
 def import_dataset_version(version_id: int) -> None:
     from apps.datasets.services import version_process
 
-    version_process(version_id=version_id)
+    version_process(version_id=version_id, atomic=False)

@@ -5,6 +5,7 @@ only the owner or a hub admin may add versions to a dataset.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -216,9 +217,14 @@ def _finish(version: DatasetVersion, result, *, source_examples=None) -> Dataset
     return version
 
 
-def version_process(*, version_id: int) -> DatasetVersion:
+def version_process(*, version_id: int, atomic: bool = True) -> DatasetVersion:
     """Parse, validate and store the examples of an `importing` version (idempotent: a re-run starts over;
-    a version that is already ready or failed is returned untouched)."""
+    a version that is already ready or failed is returned untouched).
+
+    atomic=True (inline imports): all examples in one transaction. atomic=False (the worker's big
+    imports): examples are committed in batches so that live progress is visible and the database is not
+    locked for minutes; the version stays `importing` (never used) until the last row is written, and on
+    failure its rows are deleted."""
     version = DatasetVersion.objects.select_related("dataset").get(pk=version_id)
     if version.status != DatasetVersion.Status.IMPORTING:
         return version
@@ -241,7 +247,7 @@ def version_process(*, version_id: int) -> DatasetVersion:
     try:
         if counter is None:
             log.info("no tokenizer available: token counts skipped for version %s", version.pk)
-        with transaction.atomic():
+        with (transaction.atomic() if atomic else contextlib.nullcontext()):
             result = validate_path(path, target=version.target, counter=counter, format=version.format or None,
                                    display=version.source_name, columns=columns, split_ratio=version.split_ratio,
                                    base_model_id=version.base_model_id or None, on_batch=on_batch,
@@ -250,7 +256,7 @@ def version_process(*, version_id: int) -> DatasetVersion:
             if counter is None and result.examples:
                 result.report.warn("no_tokenizer", "No base model tokenizer is available: token counts, context "
                                    "length checks and estimates were skipped.", line=None)
-            if result.examples == 0:
+            if result.examples == 0 and atomic:
                 transaction.set_rollback(True)
         if result.examples == 0:
             Example.objects.filter(version=version).delete()

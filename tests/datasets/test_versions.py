@@ -150,3 +150,22 @@ def test_failed_parse_leaves_no_examples(member, settings, monkeypatch):
     monkeypatch.setattr(svc, "INSERT_BATCH", 2)
     v = services.dataset_import(user=member, name="f", file=_file(good_rows(20)))
     assert v.status == "failed" and "disk full" in v.error and v.examples.count() == 0
+
+
+def test_failed_background_import_deletes_committed_batches(member, monkeypatch):
+    from apps.datasets import services as svc
+
+    v = services.dataset_import(user=member, name="bg", file=_file(good_rows(30)), background=True)
+    assert v.status == "importing"
+    calls = {"n": 0}
+    real = svc._example_row
+
+    def boom(version, a):
+        calls["n"] += 1
+        if calls["n"] > 25:
+            raise RuntimeError("worker lost its disk")
+        return real(version, a)
+    monkeypatch.setattr(svc, "_example_row", boom)
+    monkeypatch.setattr(svc, "INSERT_BATCH", 5)
+    v = svc.version_process(version_id=v.pk, atomic=False)
+    assert v.status == "failed" and "worker lost its disk" in v.error and v.examples.count() == 0
