@@ -133,13 +133,19 @@ def execute_run(run_id: int) -> str:
         tb = traceback.format_exc(limit=3)
         services.run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}\n\n{tb}")
         return "failed"
-    if result.get("stopped"):
-        services.run_mark_cancelled(run_id=run_id, stopped_at=result.get("stopped_at"))
-        return "cancelled"
-    if resumed_at:
-        result["resumed_from_step"] = resumed_at
-    services.run_succeed(run_id=run_id, result=result)
-    return "succeeded"
+    try:
+        if result.get("stopped"):
+            services.run_mark_cancelled(run_id=run_id, stopped_at=result.get("stopped_at"))
+            return "cancelled"
+        if resumed_at:
+            result["resumed_from_step"] = resumed_at
+        services.run_succeed(run_id=run_id, result=result)
+        return "succeeded"
+    except Exception as exc:  # noqa: BLE001 - registering the result failed: the run must not stay running
+        log.exception("run %s: finishing failed", run_id)
+        services.run_fail(run_id=run_id, error=f"Training finished but recording its result failed: "
+                                               f"{type(exc).__name__}: {exc}")
+        return "failed"
 
 
 @dramatiq.actor(queue_name="gpu", max_retries=0, time_limit=TIME_LIMIT_MS, max_age=7 * 24 * 3600 * 1000)

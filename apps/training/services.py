@@ -633,7 +633,7 @@ def run_succeed(*, run_id: int, result: dict) -> TrainingRun:
     from apps.registry.services import model_version_register
 
     with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().select_related("base_model", "parent_version").get(pk=run_id)
+        run = TrainingRun.objects.select_for_update(of=("self",)).select_related("base_model", "parent_version").get(pk=run_id)
         kind = ModelVersion.Kind.ADAPTER if run.method == TrainingRun.Method.LORA else ModelVersion.Kind.FULL
         metrics = {k: result.get(k) for k in ("final_loss", "eval_loss", "perplexity") if result.get(k) is not None}
         evaluation = result.get("evaluation") or {}
