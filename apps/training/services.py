@@ -137,9 +137,15 @@ def _clean_hyperparameters(method: str, hp: dict, *, base_model, continuing: boo
         lr = DEFAULT_LR.get(method, 2e-4)
         out["learning_rate"] = lr * CONTINUE_LR_FACTOR if continuing else lr
     out.setdefault("max_seq_len", min(512, base_model.context_length) if base_model else 512)
-    out.setdefault("batch_size", 4)
-    out.setdefault("epochs", 1.0)
-    out.setdefault("max_steps", 0)
+    # store the effective configuration, so run pages and comparisons show every value used
+    from workers.engine.sft import DEFAULTS
+
+    keys = ["max_steps", "epochs", "batch_size", "grad_accum", "warmup_ratio", "weight_decay", "max_grad_norm",
+            "lr_scheduler", "save_steps", "save_total_limit", "seed"]
+    if method == "lora":
+        keys += ["lora_r", "lora_alpha", "lora_dropout", "target_modules"]
+    for key in keys:
+        out.setdefault(key, DEFAULTS[key])
     return out
 
 

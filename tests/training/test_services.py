@@ -137,3 +137,36 @@ def test_continue_requires_matching_method_and_lowers_lr(member, qa_version, tin
     run = services.run_create(user=member, dataset_version_id=qa_version.pk, method="full", parent_version_id=full.pk)
     assert run.hyperparameters["learning_rate"] == services.DEFAULT_LR["full"] * services.CONTINUE_LR_FACTOR
     assert run.base_model_id == "tiny"
+
+
+def test_together_backend_dispatches_remote_actor(member, qa_version, settings, django_capture_on_commit_callbacks):
+    from workers.together import together_run
+
+    settings.TOGETHER_API_KEY = "test-key"
+    broker = together_run.broker
+    broker.flush_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.run_create(user=member, dataset_version_id=qa_version.pk, backend="together",
+                                  base_model="meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+                                  hyperparameters={"n_epochs": 2, "learning_rate": 1e-5})
+    assert run.backend == "together" and run.base_model is None
+    assert run.hyperparameters["model"] == "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+    assert run.summary["estimate"]["cost"]["epochs"] == 2
+    from dramatiq import Message
+
+    sent = [Message.decode(m) for q in broker.queues.values() for m in list(q.queue)]
+    assert [(m.actor_name, m.args) for m in sent] == [("together_run", (run.pk,))]
+    run = services.run_request_cancel(user=member, run_id=run.pk)  # never submitted: cancelled at once
+    assert run.status == "cancelled"
+
+
+def test_together_backend_validation(member, qa_version, settings):
+    settings.TOGETHER_API_KEY = ""
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=qa_version.pk, backend="together", base_model="m")
+    assert "backend" in _fields(exc)
+    settings.TOGETHER_API_KEY = "k"
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=qa_version.pk, backend="together", base_model="m",
+                            method="scratch")
+    assert "method" in _fields(exc)
