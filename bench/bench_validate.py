@@ -121,6 +121,7 @@ def main():
     ap.add_argument("--small", type=int, default=50_000, help="size of the memory comparison file")
     ap.add_argument("--base-model", default=None, help="HF folder whose tokenizer + chat template count tokens")
     ap.add_argument("--skip-together", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the structural comparison (best kept)")
     ap.add_argument("--child")
     ap.add_argument("--path")
     args = ap.parse_args()
@@ -143,9 +144,15 @@ def main():
                 have_together = True
             except ImportError:
                 print("together not installed: baseline skipped (pip install together==1.5.35)")
-        if have_together:
-            results["together"] = run("together", big, None)
-        results["structure"] = run("structure", big, None)
+        # The structural comparison is short and this machine is shared: alternate the two, keep each's best.
+        for _ in range(args.repeat):
+            if have_together:
+                r = run("together", big, None)
+                if "together" not in results or r.get("seconds", 1e9) < results["together"].get("seconds", 1e9):
+                    results["together"] = r
+            r = run("structure", big, None)
+            if "structure" not in results or r.get("seconds", 1e9) < results["structure"].get("seconds", 1e9):
+                results["structure"] = r
         results["structure_small"] = run("structure", small, None)
         if base_model:
             results["full"] = run("full", big, base_model)
@@ -153,6 +160,7 @@ def main():
         else:
             print("no base model tokenizer found: full validation skipped (prepare the base model first)")
         print(json.dumps(results, indent=1))
+        print(f"load average after the runs: {os.getloadavg()}")
         print("\nsummary")
         for key, r in results.items():
             if "failed" in r:

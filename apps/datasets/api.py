@@ -54,9 +54,12 @@ def upload(request):
     dataset_id = post.get("dataset_id") or None
     try:
         dataset_id = int(dataset_id) if dataset_id else None
+    except ValueError:
+        raise ValidationFailed("dataset_id must be an integer.", field="dataset_id") from None
+    try:
         split_ratio = float(post["split_ratio"]) if post.get("split_ratio") else None
     except ValueError:
-        raise ValidationFailed("dataset_id must be an integer and split_ratio a number.", field="dataset_id") from None
+        raise ValidationFailed("split_ratio must be a number between 0 and 0.5.", field="split_ratio") from None
     background = (post.get("background") or "").lower() in ("1", "true", "yes", "on")
     version = services.dataset_import(
         user=request.auth, name=post.get("name", ""), file=f, filename=f.name, format=post.get("format") or None,
