@@ -29,6 +29,7 @@ _UPLOAD_DOC = {
             "base_model": {"type": "string", "description": "Base model for token counts"},
             "split_ratio": {"type": "number", "description": "Validation split ratio (0-0.5)"},
             "background": {"type": "boolean", "description": "Import on the worker queue (returns at once)"},
+            "columns": {"type": "string", "description": "CSV/Parquet column mapping, e.g. prompt=question, completion=answer"},
         }}}}},
 }
 
@@ -64,7 +65,7 @@ def upload(request):
     version = services.dataset_import(
         user=request.auth, name=post.get("name", ""), file=f, filename=f.name, format=post.get("format") or None,
         dataset=dataset_id, target=post.get("target") or "local", base_model=post.get("base_model") or None,
-        split_ratio=split_ratio, background=True if background else None,
+        split_ratio=split_ratio, background=True if background else None, columns=post.get("columns") or None,
     )
     version = selectors.version_get(user=request.auth, version_id=version.pk)
     return (202 if version.status == "importing" else 201), version_out(version)

@@ -20,6 +20,9 @@ class UploadForm(forms.Form):
     base_model = forms.ChoiceField(required=False, help_text="Tokens are counted with this model's tokenizer and chat template.")
     split_ratio = forms.FloatField(required=False, min_value=0.0, max_value=0.5, initial=0.1,
                                    help_text="Share of examples held out for validation (by a stable content hash).")
+    columns = forms.CharField(required=False, max_length=500,
+                              help_text="CSV / Parquet column mapping, e.g. `prompt=question, completion=answer` "
+                                        "or `messages=conversation` or `text=body` (default: guessed).")
     dataset_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
@@ -31,6 +34,16 @@ class UploadForm(forms.Form):
         if f.size > settings.HUB_MAX_UPLOAD_MB * 1024 * 1024:
             raise forms.ValidationError(f"The file is larger than the {settings.HUB_MAX_UPLOAD_MB} MB limit.")
         return f
+
+    def clean_columns(self):
+        from apps.datasets.services import parse_column_mapping
+
+        from apps.core.exceptions import ValidationFailed
+
+        try:
+            return parse_column_mapping(self.cleaned_data.get("columns") or "")
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean(self):
         data = super().clean()

@@ -99,6 +99,28 @@ def version_source_path(version: DatasetVersion) -> Path | None:
     return p if p.is_absolute() else Path(settings.ARTIFACT_ROOT) / p
 
 
+COLUMN_TARGETS = ("messages", "tools", "text", "prompt", "completion", "system")
+
+
+def parse_column_mapping(raw: str | dict | None) -> dict | None:
+    """`prompt=question, completion=answer` (or a dict) -> {"prompt": "question", "completion": "answer"}."""
+    if not raw:
+        return None
+    pairs = raw.items() if isinstance(raw, dict) else (p.split("=", 1) for p in str(raw).split(",") if p.strip())
+    out = {}
+    for pair in pairs:
+        if len(pair) != 2 or not str(pair[0]).strip() or not str(pair[1]).strip():
+            raise ValidationFailed("Write the column mapping as `field=column, field=column`.", field="columns")
+        key, col = str(pair[0]).strip(), str(pair[1]).strip()
+        if key not in COLUMN_TARGETS:
+            raise ValidationFailed(f"Unknown field `{key}` in the column mapping (use {', '.join(COLUMN_TARGETS)}).",
+                                   field="columns")
+        out[key] = col
+    if not ({"messages"} <= out.keys() or {"text"} <= out.keys() or {"prompt", "completion"} <= out.keys()):
+        raise ValidationFailed("Map `messages`, or `text`, or both `prompt` and `completion`.", field="columns")
+    return out
+
+
 def _next_number(dataset: Dataset) -> int:
     return (dataset.versions.aggregate(m=Max("number"))["m"] or 0) + 1
 
@@ -146,6 +168,7 @@ def dataset_import(*, user, name: str = "", file, filename: str | None = None, f
     if file is None or (not isinstance(file, (str, Path)) and getattr(file, "size", 1) == 0 and not filename):
         raise ValidationFailed("Choose a file to upload.", field="file")
     _check_options(target=target, format=format, base_model=base_model)
+    columns = parse_column_mapping(columns)
     ratio = settings.HUB_VALIDATION_SPLIT if split_ratio is None else float(split_ratio)
     if not 0.0 <= ratio <= 0.5:
         raise ValidationFailed("The validation split must be between 0 and 0.5.", field="split_ratio")

@@ -46,7 +46,8 @@ def upload_view(request):
                 version = services.dataset_import(
                     user=request.user, name=d.get("name") or "", file=d["file"], filename=d["file"].name,
                     format=d.get("format") or None, dataset=d.get("dataset_id") or None, target=d["target"],
-                    base_model=d.get("base_model") or None, split_ratio=d.get("split_ratio"), background=None)
+                    base_model=d.get("base_model") or None, split_ratio=d.get("split_ratio"),
+                    columns=d.get("columns"), background=None)
             except ApplicationError as exc:
                 field = exc.field if exc.field in form.fields else None
                 form.add_error(field, exc.message)

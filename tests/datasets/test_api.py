@@ -211,3 +211,13 @@ def test_api_fix_and_diff(api, member):
     d = api.get(f"/api/datasets/{body['dataset_id']}/diff?a={body['id']}&b={r.json()['id']}").json()
     assert d["removed_count"] == 1 and d["added_count"] == 0
     assert api.get(f"/api/datasets/{body['dataset_id']}/examples?code=duplicate&version={body['id']}").json()["count"] == 1
+
+
+def test_csv_upload_with_column_mapping(api):
+    csv = b'q,a\n"What is 2+2?","It is four, as basic arithmetic says."\n"Capital of France?","Paris is the capital city of France."\n'
+    r = _upload(api, csv, filename="qa.csv", columns="prompt=q, completion=a")
+    assert r.status_code == 201 and r.json()["example_count"] == 2 and r.json()["format"] == "csv"
+    r = _upload(api, csv, filename="qa.csv", columns="prompt=q")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "columns"
+    r = _upload(api, csv, filename="qa.csv", columns="prompt=nope, completion=a")
+    assert r.json()["status"] == "failed" and "nope" in r.json()["error"]
