@@ -324,6 +324,13 @@ def validate_path(path, *, target="local", structure_only=False, counter=None, f
     try:
         fmt, items = read_path(path, report=v.report, target=target, format=format, display=display,
                                columns=columns, category=category)
+        if structure_only and on_batch is None:
+            # nothing to hand on: just drain the reader (the rules run inside it)
+            for _ in items:
+                v.n += 1
+                if on_progress is not None and v.n % BATCH == 0:
+                    on_progress(v.n, total)
+            items = ()
         for chunk in batched(items):
             annotated = v.process(chunk)
             if on_batch is not None:
