@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import shutil
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -259,13 +260,12 @@ def version_process(*, version_id: int, atomic: bool = True) -> DatasetVersion:
     last = [0.0]
 
     def on_progress(n, total):
-        import time
-
         now = time.monotonic()
         if now - last[0] >= 0.5:
             last[0] = now
             DatasetVersion.objects.filter(pk=version.pk).update(
-                progress={"stage": "validating", "examples": n, "total": total, "columns": columns or {}})
+                progress={"stage": "validating", "examples": n, "total": total, "columns": columns or {},
+                          "updated_at": time.time()})
 
     try:
         if counter is None:

@@ -108,7 +108,7 @@ def detail_view(request, dataset_id: int):
         "severity": severity, "code": code, "page": page, "rendered": rendered, "ex_filters": ex_filters,
         "categories": sorted((stats.get("categories") or {}).keys()), "stats": stats, "estimates": est,
         "chart_data": _chart_data(stats), "fixes": services.FIXES, "has_errors": selectors.version_has_errors(version),
-        "can_write": services._can_write(request.user, ds),
+        "can_write": services._can_write(request.user, ds), "stalled_s": _stalled_seconds(version),
         "query_base": {k: v for k, v in request.GET.items() if k != "page"},
     }
     partial = request.GET.get("partial")
@@ -117,10 +117,25 @@ def detail_view(request, dataset_id: int):
     return render_page(request, "datasets/detail.html", ctx, partial=partial)
 
 
+STALLED_AFTER_S = 120
+
+
+def _stalled_seconds(version) -> int | None:
+    """Seconds since an importing version last reported progress, when that looks like a dead worker."""
+    import time
+
+    if version.status != DatasetVersion.Status.IMPORTING:
+        return None
+    last = (version.progress or {}).get("updated_at") or version.created_at.timestamp()
+    idle = int(time.time() - last)
+    return idle if idle > STALLED_AFTER_S else None
+
+
 @login_required
 def progress_view(request, version_id: int):
     version = selectors.version_get(user=request.user, version_id=version_id)
-    resp = render_page(request, "datasets/detail.html", {"version": version, "dataset": version.dataset},
+    resp = render_page(request, "datasets/detail.html", {"version": version, "dataset": version.dataset,
+                                                         "stalled_s": _stalled_seconds(version)},
                        partial="progress")
     if version.status != DatasetVersion.Status.IMPORTING and getattr(request, "htmx", False):
         resp["HX-Redirect"] = f"{reverse('datasets:detail', args=[version.dataset_id])}?version={version.pk}"

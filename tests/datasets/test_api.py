@@ -221,3 +221,21 @@ def test_csv_upload_with_column_mapping(api):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "columns"
     r = _upload(api, csv, filename="qa.csv", columns="prompt=nope, completion=a")
     assert r.json()["status"] == "failed" and "nope" in r.json()["error"]
+
+
+def test_big_form_upload_goes_to_worker_with_live_progress(client, member, settings, django_capture_on_commit_callbacks):
+    settings.HUB_DATASET_INLINE_MAX_MB = 0
+    client.force_login(member)
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/datasets/upload/", {"name": "Big one", "target": "local",
+                                              "file": SimpleUploadedFile("big.jsonl", _jsonl(good_rows(30)))})
+    assert r.status_code == 302
+    v = DatasetVersion.objects.get(dataset__name="Big one")
+    assert v.status == "importing"
+    page = client.get(r["Location"]).content.decode()
+    assert 'hx-trigger="every 1s"' in page and f"/datasets/versions/{v.pk}/progress/" in page
+    from workers.datasets import import_dataset_version
+    import_dataset_version(v.pk)
+    prog = client.get(f"/datasets/versions/{v.pk}/progress/", HTTP_HX_REQUEST="true")
+    assert prog["HX-Redirect"].endswith(f"?version={v.pk}")
+    assert "Train on this dataset" in client.get(prog["HX-Redirect"]).content.decode()
