@@ -221,3 +221,19 @@ def test_detect_formats(tmp_path):
         got[name] = detect_format(tmp_path / name)
     assert got == {"a.jsonl": "jsonl", "b.txt": "qa-text", "c.txt": "dialogue-text", "d.md": "markdown-scenario",
                    "e.txt": "plain-text", "f.json": "json"}
+
+
+@pytest.mark.parametrize("row", [
+    '{"messages": [{"role": ["user"], "content": "x"}, {"role": "assistant", "content": "y"}]}',
+    '{"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "y", "tool_call_id": ["a"]}]}',
+    '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "tool_calls": [{"id": ["x"], "function": {"name": ["f"]}}]}]}',
+    '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": [1]}]}',
+    '{"input": 5, "preferred_output": 1}', '{"prompt": 1, "completion": null}', '{"text": ["a"]}',
+    '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": 5}}]}], "tools": [1, 2]}',
+])
+@pytest.mark.parametrize("target", ["local", "openai", "together"])
+def test_odd_json_types_are_errors_not_crashes(tmp_path, row, target):
+    p = tmp_path / "odd.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in good_rows(10)) + row + "\n")
+    rep = validate_path(p, target=target).as_dict()
+    assert any(e["line"] == 11 for e in rep["errors"]), rep["errors"]

@@ -263,6 +263,9 @@ def _read_csv(path, *, report, target, display, category, columns, **_):
             except UnicodeDecodeError:
                 report.error("encoding_error", f"{display} is not valid UTF-8 near line {reader.line_num + 1}.",
                              line=reader.line_num + 1, file=display)
+            except csv.Error as exc:
+                report.error("invalid_csv", f"{display} line {reader.line_num}: {exc}.", line=reader.line_num,
+                             file=display)
         yield from _rows_to_examples(rows(), mapping, report=report, target=target, display=display,
                                      category=category)
 

@@ -66,6 +66,13 @@ class RowChecker:
 
     # -- entry point --------------------------------------------------------------------------------
     def check(self, obj, line: int | None):
+        try:
+            return self._check(obj, line)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # odd JSON types in odd places
+            self._err("invalid_row", f"Line {line}: a field has an unexpected type ({exc}).", line)
+            return None
+
+    def _check(self, obj, line: int | None):
         if not isinstance(obj, dict):
             self._err("not_an_object", f"Line {line} is a JSON {type(obj).__name__}, not an object.", line)
             return None
@@ -99,6 +106,13 @@ class RowChecker:
 
     def check_example(self, ex: dict):
         """Re-check a normalized example (after a fix); keeps its source, category, tags and meta."""
+        try:
+            return self._check_example(ex)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            self._err("invalid_row", f"Example could not be checked ({exc}).", ex.get("source_line"))
+            return None
+
+    def _check_example(self, ex: dict):
         line = ex.get("source_line")
         kind = (ex.get("meta") or {}).get("kind", "chat")
         if kind == "text":
@@ -226,7 +240,7 @@ class RowChecker:
             # Fast path: the common {"role": ..., "content": "..."} turn, kept as it is.
             if type(m) is dict and len(m) == 2:
                 role = m.get("role")
-                if role in _PLAIN_ROLES and type(m.get("content")) is str:
+                if type(role) is str and role in _PLAIN_ROLES and type(m.get("content")) is str:
                     if role == prev_role:
                         self._target_err("consecutive_same_role", f"messages[{i}]: two consecutive `{role}` turns "
                                          "(user and assistant must alternate).", line)
@@ -249,6 +263,10 @@ class RowChecker:
             role = m.get("role")
             if role is None:
                 err("missing_role", f"messages[{i}] has no `role`.", line)
+                ok = False
+                continue
+            if type(role) is not str:
+                err("invalid_role", f"messages[{i}]: `role` must be a string.", line)
                 ok = False
                 continue
             if role not in roles:
@@ -328,13 +346,16 @@ class RowChecker:
                 ok = False
             if role == "tool":
                 tcid = m.get("tool_call_id")
-                if m.get("name") is not None:
+                if isinstance(m.get("name"), str):
                     msg["name"] = m["name"]
                 if tcid is None and not m.get("name"):
                     err("missing_tool_call_id", f"messages[{i}]: a tool turn needs `tool_call_id`.", line)
                     ok = False
                 elif tcid is not None:
-                    if tcid not in pending_ids:
+                    if not isinstance(tcid, str):
+                        err("invalid_tool_call_id", f"messages[{i}]: `tool_call_id` must be a string.", line)
+                        ok = False
+                    elif tcid not in pending_ids:
                         err("unknown_tool_call_id", f"messages[{i}]: `tool_call_id` {tcid!r} answers no earlier "
                             "tool call.", line)
                         ok = False
