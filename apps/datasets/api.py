@@ -87,6 +87,20 @@ def apply_fix(request, version_id: int, payload: FixIn):
     return 201, version_out(selectors.version_get(user=request.auth, version_id=v.pk))
 
 
+class EditIn(Schema):
+    messages: list | None = None
+    tools: list | None = None
+    delete: bool = False
+
+
+@router.post("/versions/{version_id}/examples/{index}", response={201: VersionOut},
+             summary="Edit or delete one example (index as in the example list): creates a new version")
+def edit_example(request, version_id: int, index: int, payload: EditIn):
+    v = services.example_edit(user=request.auth, version_id=version_id, index=index, messages=payload.messages,
+                              tools=payload.tools, delete=payload.delete)
+    return 201, version_out(selectors.version_get(user=request.auth, version_id=v.pk))
+
+
 @router.get("/{dataset_id}", response=DatasetDetailOut)
 def get_dataset(request, dataset_id: int):
     return dataset_out(selectors.dataset_get(user=request.auth, dataset_id=dataset_id), detail=True)

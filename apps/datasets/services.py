@@ -348,17 +348,46 @@ def _text_to_chat(ex):
     return ex
 
 
-def version_fix(*, user, version_id: int, fix: str) -> DatasetVersion:
-    """Apply a one-click fix to a version: a NEW version is created; the old one is never changed."""
-    if fix not in FIXES:
-        raise ValidationFailed(f"Unknown fix `{fix}` (choose {', '.join(FIXES)}).", field="fix")
+def _writable_ready_version(user, version_id: int, verb: str) -> DatasetVersion:
     parent = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
     if parent is None:
         raise NotFound("No such dataset version.")
     if not _can_write(user, parent.dataset):
-        raise PermissionDenied("Only the dataset's owner or an admin can fix it.")
+        raise PermissionDenied(f"Only the dataset's owner or an admin can {verb} it.")
     if parent.status != DatasetVersion.Status.READY:
-        raise Conflict("Only a ready version can be fixed.")
+        raise Conflict(f"Only a ready version can be {verb}ed.")
+    return parent
+
+
+def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage: dict) -> DatasetVersion:
+    """A new version from `examples` (normalized dicts), validated again; the parent is never changed."""
+    version = _new_version(user=user, dataset=parent.dataset, parent=parent, status=DatasetVersion.Status.IMPORTING,
+                           format=parent.format, source_file=parent.source_file, source_name=parent.source_name,
+                           target=parent.target, split_ratio=parent.split_ratio, base_model_id=parent.base_model_id,
+                           note=note[:500], progress=stage)
+    counter = counter_for_base_model(parent.base_model_id or None)
+    on_batch, flush = _writer(version)
+    try:
+        with transaction.atomic():
+            result = validate_examples(examples, fmt=parent.format, target=parent.target, counter=counter,
+                                       split_ratio=parent.split_ratio, base_model_id=parent.base_model_id or None,
+                                       on_batch=on_batch)
+            flush()
+            _finish(version, result)
+    except Exception as exc:
+        log.exception("deriving a version from %s failed", parent.pk)
+        Example.objects.filter(version=version).delete()
+        DatasetVersion.objects.filter(pk=version.pk).update(status=DatasetVersion.Status.FAILED,
+                                                            error=f"{note} failed: {exc}")
+        version.refresh_from_db()
+    return version
+
+
+def version_fix(*, user, version_id: int, fix: str) -> DatasetVersion:
+    """Apply a one-click fix to a version: a NEW version is created; the old one is never changed."""
+    if fix not in FIXES:
+        raise ValidationFailed(f"Unknown fix `{fix}` (choose {', '.join(FIXES)}).", field="fix")
+    parent = _writable_ready_version(user, version_id, "fix")
 
     def transformed():
         seen = set()
@@ -377,26 +406,50 @@ def version_fix(*, user, version_id: int, fix: str) -> DatasetVersion:
             if ex is not None:
                 yield ex
 
-    version = _new_version(user=user, dataset=parent.dataset, parent=parent, status=DatasetVersion.Status.IMPORTING,
-                           format=parent.format, source_file=parent.source_file, source_name=parent.source_name,
-                           target=parent.target, split_ratio=parent.split_ratio, base_model_id=parent.base_model_id,
-                           note=FIXES[fix], progress={"stage": "fixing", "fix": fix})
-    counter = counter_for_base_model(parent.base_model_id or None)
-    on_batch, flush = _writer(version)
-    try:
-        with transaction.atomic():
-            result = validate_examples(transformed(), fmt=parent.format, target=parent.target, counter=counter,
-                                       split_ratio=parent.split_ratio, base_model_id=parent.base_model_id or None,
-                                       on_batch=on_batch)
-            flush()
-            _finish(version, result)
-    except Exception as exc:
-        log.exception("fix %s of version %s failed", fix, parent.pk)
-        Example.objects.filter(version=version).delete()
-        DatasetVersion.objects.filter(pk=version.pk).update(status=DatasetVersion.Status.FAILED,
-                                                            error=f"Fix failed: {exc}")
-        version.refresh_from_db()
-    return version
+    return _derive_version(user=user, parent=parent, note=FIXES[fix], examples=transformed(),
+                           stage={"stage": "fixing", "fix": fix})
+
+
+def example_edit(*, user, version_id: int, index: int, messages, tools=None, delete: bool = False) -> DatasetVersion:
+    """Edit (or delete) one example, imported ones too: a NEW version with that change; the edited
+    messages must pass the version's structural rules first (field errors otherwise)."""
+    from apps.datasets.formats import Report
+    from apps.datasets.formats.rows import RowChecker
+
+    parent = _writable_ready_version(user, version_id, "edit")
+    target = parent.examples.filter(index=index).first()
+    if target is None:
+        raise NotFound(f"Version {parent.number} has no example #{index + 1}.", field="index")
+    new_ex = None
+    if not delete:
+        if isinstance(messages, str):
+            try:
+                messages = json.loads(messages)
+            except ValueError as exc:
+                raise ValidationFailed(f"The messages are not valid JSON: {exc}", field="messages") from None
+        if not isinstance(messages, list) or not messages:
+            raise ValidationFailed("Give a non-empty list of messages.", field="messages")
+        rep = Report()
+        checker = RowChecker(rep, target=parent.target, file=target.source_file)
+        old = _example_dict(target)
+        new_ex = checker.check_example({**old, "messages": messages, "tools": tools if tools is not None else old["tools"]})
+        if rep.errors or new_ex is None:
+            msgs = "; ".join(e["message"] for e in rep.errors) or "The example is not valid."
+            raise ValidationFailed(msgs, field="messages")
+        new_ex["source_line"] = target.source_line
+        new_ex["meta"] = {**(old.get("meta") or {}), "edited_from": target.content_hash[:12]}
+
+    def examples():
+        for e in parent.examples.order_by("index").iterator(chunk_size=2000):
+            if e.index == index:
+                if new_ex is not None:
+                    yield new_ex
+            else:
+                yield _example_dict(e)
+
+    note = f"{'Deleted' if delete else 'Edited'} example #{index + 1}"
+    return _derive_version(user=user, parent=parent, note=note, examples=examples(),
+                           stage={"stage": "editing", "index": index})
 
 
 # --- export -------------------------------------------------------------------------------------------

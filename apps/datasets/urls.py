@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:dataset_id>/export/", views.export_view, name="export"),
     path("versions/<int:version_id>/progress/", views.progress_view, name="progress"),
     path("versions/<int:version_id>/fix/", views.fix_view, name="fix"),
+    path("versions/<int:version_id>/examples/<int:index>/edit/", views.edit_view, name="edit"),
 ]

@@ -211,3 +211,27 @@ def export_view(request, dataset_id: int):
         messages.error(request, exc.message)
         return redirect(f"{reverse('datasets:detail', args=[ds.pk])}?version={version.pk}")
     return resp
+
+
+@login_required
+def edit_view(request, version_id: int, index: int):
+    version = selectors.version_get(user=request.user, version_id=version_id)
+    example = version.examples.filter(index=index).first()
+    if example is None:
+        messages.error(request, f"Version {version.number} has no example #{index + 1}.")
+        return redirect(f"{reverse('datasets:detail', args=[version.dataset_id])}?version={version.pk}")
+    text = json.dumps(example.messages, indent=2, ensure_ascii=False)
+    error = ""
+    if request.method == "POST":
+        text = request.POST.get("messages", "")
+        try:
+            new = services.example_edit(user=request.user, version_id=version.pk, index=index, messages=text,
+                                        delete=request.POST.get("delete") == "1")
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"{new.note}: created version {new.number}.")
+            return redirect(f"{reverse('datasets:diff', args=[new.dataset_id])}?a={version.pk}&b={new.pk}")
+    return render_page(request, "datasets/edit.html", {
+        "version": version, "dataset": version.dataset, "example": example, "text": text, "error": error,
+        "turns": render_messages(example.messages, example.tools)}, status=422 if error else 200)

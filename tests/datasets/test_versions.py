@@ -169,3 +169,36 @@ def test_failed_background_import_deletes_committed_batches(member, monkeypatch)
     monkeypatch.setattr(svc, "INSERT_BATCH", 5)
     v = svc.version_process(version_id=v.pk, atomic=False)
     assert v.status == "failed" and "worker lost its disk" in v.error and v.examples.count() == 0
+
+
+def test_edit_example_creates_version_and_diff(member, client):
+    v1 = services.dataset_import(user=member, name="e", file=_file(good_rows(12)))
+    new_msgs = [{"role": "user", "content": "Edited question about lists?"},
+                {"role": "assistant", "content": "An edited answer that is long enough to pass."}]
+    v2 = services.example_edit(user=member, version_id=v1.pk, index=3, messages=new_msgs)
+    assert v2.number == 2 and v2.example_count == 12 and v2.examples.get(index=3).messages == new_msgs
+    assert v1.examples.get(index=3).messages == good_rows(12)[3]["messages"]
+    d = selectors.version_diff(a=v1, b=v2)
+    assert d["changed_count"] == 1 and d["added_count"] == 0 and d["removed_count"] == 0
+    from apps.core.exceptions import ValidationFailed
+    with pytest.raises(ValidationFailed) as exc:
+        services.example_edit(user=member, version_id=v1.pk, index=3, messages=[{"role": "user", "content": "x"}])
+    assert exc.value.field == "messages" and "assistant" in exc.value.message
+    v3 = services.example_edit(user=member, version_id=v2.pk, index=0, messages=None, delete=True)
+    assert v3.example_count == 11
+    client.force_login(member)
+    page = client.post(f"/datasets/versions/{v3.pk}/examples/0/edit/", {"messages": "[not json"})
+    assert page.status_code == 422 and b"not valid JSON" in page.content
+    r = client.post(f"/datasets/versions/{v3.pk}/examples/0/edit/", {"messages": json.dumps(new_msgs)})
+    assert r.status_code == 302 and "/diff/" in r["Location"]
+
+
+def test_edit_example_api(api, member):
+    v1 = services.dataset_import(user=member, name="e", file=_file(good_rows(12)))
+    r = api.post(f"/api/datasets/versions/{v1.pk}/examples/2", {"messages": [
+        {"role": "user", "content": "A new question?"}, {"role": "assistant", "content": "A brand new answer here now."}]},
+        content_type="application/json")
+    assert r.status_code == 201 and r.json()["parent_id"] == v1.pk and r.json()["note"] == "Edited example #3"
+    r = api.post(f"/api/datasets/versions/{v1.pk}/examples/2", {"messages": [{"role": "bot", "content": "x"}]},
+                 content_type="application/json")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "messages"
