@@ -359,18 +359,21 @@ def _writable_ready_version(user, version_id: int, verb: str) -> DatasetVersion:
     return parent
 
 
-def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage: dict) -> DatasetVersion:
+def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage: dict, target: str | None = None,
+                    base_model: str | None = None) -> DatasetVersion:
     """A new version from `examples` (normalized dicts), validated again; the parent is never changed."""
+    target = target or parent.target
+    base_model = parent.base_model_id if base_model is None else base_model
     version = _new_version(user=user, dataset=parent.dataset, parent=parent, status=DatasetVersion.Status.IMPORTING,
                            format=parent.format, source_file=parent.source_file, source_name=parent.source_name,
-                           target=parent.target, split_ratio=parent.split_ratio, base_model_id=parent.base_model_id,
+                           target=target, split_ratio=parent.split_ratio, base_model_id=base_model,
                            note=note[:500], progress=stage)
-    counter = counter_for_base_model(parent.base_model_id or None)
+    counter = counter_for_base_model(base_model or None)
     on_batch, flush = _writer(version)
     try:
         with transaction.atomic():
-            result = validate_examples(examples, fmt=parent.format, target=parent.target, counter=counter,
-                                       split_ratio=parent.split_ratio, base_model_id=parent.base_model_id or None,
+            result = validate_examples(examples, fmt=parent.format, target=target, counter=counter,
+                                       split_ratio=parent.split_ratio, base_model_id=base_model or None,
                                        on_batch=on_batch)
             flush()
             _finish(version, result)
@@ -408,6 +411,22 @@ def version_fix(*, user, version_id: int, fix: str) -> DatasetVersion:
 
     return _derive_version(user=user, parent=parent, note=FIXES[fix], examples=transformed(),
                            stage={"stage": "fixing", "fix": fix})
+
+
+def version_revalidate(*, user, version_id: int, target: str, base_model: str | None = None) -> DatasetVersion:
+    """The same examples validated for another target (local / openai / together) or counted with another
+    base model's tokenizer: a new version (a version's report always matches its target)."""
+    _check_options(target=target, format=None, base_model=base_model)
+    parent = _writable_ready_version(user, version_id, "revalidat")
+
+    def examples():
+        for e in parent.examples.order_by("index").iterator(chunk_size=2000):
+            yield _example_dict(e)
+
+    note = f"Validated for {target}" + (f" with {base_model}" if base_model else "")
+    return _derive_version(user=user, parent=parent, note=note, examples=examples(), target=target,
+                           base_model=base_model if base_model else parent.base_model_id,
+                           stage={"stage": "revalidating", "target": target})
 
 
 def example_edit(*, user, version_id: int, index: int, messages, tools=None, delete: bool = False) -> DatasetVersion:

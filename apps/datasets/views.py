@@ -147,6 +147,11 @@ def progress_view(request, version_id: int):
 def fix_view(request, version_id: int):
     fix = request.POST.get("fix", "")
     try:
+        if fix.startswith("target:"):
+            new = services.version_revalidate(user=request.user, version_id=version_id, target=fix[7:],
+                                              base_model=request.POST.get("base_model") or None)
+            messages.success(request, f"{new.note}: created version {new.number}.")
+            return redirect(f"{reverse('datasets:detail', args=[new.dataset_id])}?version={new.pk}")
         new = services.version_fix(user=request.user, version_id=version_id, fix=fix)
     except ApplicationError as exc:
         messages.error(request, exc.message)

@@ -202,3 +202,16 @@ def test_edit_example_api(api, member):
     r = api.post(f"/api/datasets/versions/{v1.pk}/examples/2", {"messages": [{"role": "bot", "content": "x"}]},
                  content_type="application/json")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "messages"
+
+
+def test_revalidate_for_another_target(member, client):
+    rows = good_rows(10) + [{"messages": [{"role": "user", "content": "One."}, {"role": "user", "content": "Two."},
+                                          {"role": "assistant", "content": "An answer for both of those."}]}]
+    v1 = services.dataset_import(user=member, name="rv", file=_file(rows))
+    assert not selectors.version_has_errors(v1)
+    v2 = services.version_revalidate(user=member, version_id=v1.pk, target="together")
+    assert v2.target == "together" and selectors.version_has_errors(v2)
+    assert v2.validation["errors"][0]["code"] == "consecutive_same_role" and v2.validation["errors"][0]["line"] == 11
+    client.force_login(member)
+    r = client.post(f"/datasets/versions/{v1.pk}/fix/", {"fix": "target:openai"})
+    assert r.status_code == 302 and DatasetVersion.objects.filter(dataset=v1.dataset, target="openai").exists()
