@@ -249,7 +249,7 @@ class RowChecker:
                             self._target_err("system_not_first", f"messages[{i}]: a system message is only allowed "
                                              "first.", line)
                     elif strict and role != "user" and prev_role in (None, "system"):
-                        self._err("must_start_with_user", f"messages[{i}]: the conversation must start with a user "
+                        self._warn("must_start_with_user", f"messages[{i}]: the conversation must start with a user "
                                   "turn (after an optional system message).", line)
                     if role == "assistant":
                         has_assistant = True
@@ -319,7 +319,7 @@ class RowChecker:
                                  f"messages[{i}]: two consecutive `{role}` turns (user and assistant must alternate).",
                                  line)
             if self.strict and role != "system" and prev_role in (None, "system") and role != "user":
-                self._err("must_start_with_user", f"messages[{i}]: the conversation must start with a user turn "
+                self._warn("must_start_with_user", f"messages[{i}]: the conversation must start with a user turn "
                           "(after an optional system message).", line)
             prev_role = role
             w = m.get("weight")
