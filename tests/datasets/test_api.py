@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.datasets import selectors, services
-from apps.datasets.models import Dataset, DatasetVersion, Example
+from apps.datasets.models import Dataset, DatasetVersion
 
 from .conftest import chat, good_rows
 

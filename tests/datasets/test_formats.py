@@ -1,5 +1,4 @@
 """Parsing fixtures for each format, and the encoding / zip attacks."""
-import io
 import json
 import zipfile
 

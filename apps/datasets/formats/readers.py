@@ -6,7 +6,6 @@ loads a whole JSONL file: lines are streamed, so memory stays flat as files grow
 from __future__ import annotations
 
 import csv
-import io
 import os
 import re
 import shutil

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 from array import array
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -344,5 +343,5 @@ def validate_path(path, *, target="local", structure_only=False, counter=None, f
     return v.finish(fmt)
 
 
-__all__ = ["validate_path", "Validator", "ValidationResult", "Annotated", "content_hash", "split_of", "estimates",
-           "os"]
+__all__ = ["validate_path", "validate_examples", "Validator", "ValidationResult", "Annotated", "content_hash",
+           "split_of", "estimates"]
