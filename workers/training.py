@@ -37,6 +37,12 @@ class RunReporter:
         self.points = 0
 
     def report(self, step: int, metrics: dict) -> None:
+        if metrics.get("kind") == "resume":
+            from apps.training.services import run_resume_point
+
+            self.flush()
+            run_resume_point(run_id=self.run_id, step=step)
+            return
         self.buffer.append((step, metrics))
         self.points += 1
         if metrics.get("kind") == "eval" or time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
@@ -107,7 +113,6 @@ def execute_run(run_id: int) -> str:
     run = services.run_claim(run_id=run_id)
     if run is None:
         return "skipped"
-    resumed_at = services.run_resume_point(run=run)
     reporter = RunReporter(run.pk, run.total_steps or None)
     try:
         job = build_job(run)
@@ -137,8 +142,6 @@ def execute_run(run_id: int) -> str:
         if result.get("stopped"):
             services.run_mark_cancelled(run_id=run_id, stopped_at=result.get("stopped_at"))
             return "cancelled"
-        if resumed_at:
-            result["resumed_from_step"] = resumed_at
         services.run_succeed(run_id=run_id, result=result)
         return "succeeded"
     except Exception as exc:  # noqa: BLE001 - registering the result failed: the run must not stay running

@@ -541,21 +541,15 @@ def run_claim(*, run_id: int, worker: str | None = None) -> TrainingRun | None:
     return run
 
 
-def run_resume_point(*, run: TrainingRun) -> int:
-    """Before (re)starting: forget metric points after the last checkpoint still on disk, so a resumed
-    run continues its curve from where its weights are. Returns that step (0 when starting fresh)."""
-    step = 0
-    for c in Checkpoint.objects.filter(run=run, deleted=False).order_by("-step"):
-        if (settings.ARTIFACT_ROOT / c.path).is_dir():
-            step = c.step
-            break
-        c.deleted = True
-        c.save(update_fields=["deleted"])
-    # stages already finished count too (their DONE marker is on disk)
-    MetricPoint.objects.filter(run=run, step__gt=step).delete()
-    Checkpoint.objects.filter(run=run, step__gt=step).update(deleted=True)
-    TrainingRun.objects.filter(pk=run.pk).update(current_step=step)
-    return step
+def run_resume_point(*, run_id: int, step: int) -> None:
+    """The engine (re)starts at `step` (0 for a fresh run; a checkpoint's step after a crash): forget
+    metric points and checkpoints recorded after it, so the curve continues from the weights."""
+    with transaction.atomic():
+        MetricPoint.objects.filter(run_id=run_id, step__gt=step).delete()
+        Checkpoint.objects.filter(run_id=run_id, step__gt=step).update(deleted=True)
+        TrainingRun.objects.filter(pk=run_id).update(current_step=step, heartbeat_at=timezone.now())
+    if step:
+        broadcast(run_group(run_id), "resume", {"step": step})
 
 
 def run_progress_record(*, run_id: int, points: list[tuple[int, dict]], total_steps: int | None = None) -> dict:

@@ -82,3 +82,25 @@ def test_dynamic_padding_pads_to_longest_in_batch(tok):
     assert batch["input_ids"].shape[1] == max(len(ds[0]["input_ids"]), len(ds[1]["input_ids"]))
     assert int(batch["attention_mask"].sum()) == len(ds[0]["input_ids"]) + len(ds[1]["input_ids"])
     assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
+
+
+def test_half_written_checkpoint_is_skipped_on_resume(tiny_model_dir, tmp_path):
+    """A crash in the middle of a save leaves a checkpoint without trainer_state.json: resume from the one before."""
+    import shutil
+
+    from workers.engine.sft import Job, Stage, hp_with_defaults, run_training
+
+    examples = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+                for i in range(16)]
+    job = lambda: Job(method="lora", output_dir=tmp_path / "out", stages=[Stage(train=examples)],  # noqa: E731
+                      hp=hp_with_defaults({"max_steps": 8, "save_steps": 4, "save_total_limit": 3}),
+                      base_model_path=str(tiny_model_dir), evaluate=False)
+    run_training(job(), report=lambda s, m: None, should_stop=lambda: False)
+    stage = tmp_path / "out" / "stage-0"
+    (stage / "DONE").unlink()
+    shutil.rmtree(stage / "final")
+    (stage / "checkpoint-8" / "trainer_state.json").unlink()  # the crash hit while saving step 8
+    seen = []
+    run_training(job(), report=lambda s, m: seen.append((s, m.get("kind"))), should_stop=lambda: False)
+    assert seen[0] == (4, "resume")
+    assert [s for s, k in seen if k == "train"] == [5, 6, 7, 8]

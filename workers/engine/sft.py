@@ -205,6 +205,26 @@ def _checkpoints(stage_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
+def _complete(ckpt: Path) -> bool:
+    """The Trainer writes trainer_state.json last: without a readable one the save was cut short."""
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def latest_checkpoint(stage_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a stage; half-written ones (a crash mid-save) are removed."""
+    good = None
+    for ckpt in _checkpoints(stage_dir):
+        if _complete(ckpt):
+            good = ckpt
+        else:
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return good
+
+
 def _make_callback(report, should_stop, on_checkpoint, *, step_offset: int, total_steps: int, effective_batch: int,
                    stage_index: int):
     from transformers import TrainerCallback
@@ -221,6 +241,9 @@ def _make_callback(report, should_stop, on_checkpoint, *, step_offset: int, tota
             self.t0 = time.perf_counter()
             self.tokens0 = state.num_input_tokens_seen or 0
             self.step0 = state.global_step
+            # where this process starts (after a crash: the checkpoint's step), so the caller can drop
+            # anything it recorded after that point and the curve continues from the weights
+            report(step_offset + state.global_step, {"kind": "resume", "stage": stage_index})
 
         def on_step_end(self, args, state, control, **kw):
             if _agree(should_stop(), args):
@@ -373,8 +396,8 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
             step_offset += steps
             result["stages"].append(json.loads((stage_dir / "DONE").read_text()))
             continue
-        ckpts = _checkpoints(stage_dir)
-        resume = str(ckpts[-1]) if ckpts else None  # after a crash: continue the curve
+        latest = latest_checkpoint(stage_dir)
+        resume = str(latest) if latest else None  # after a crash: continue the curve
         model = _build_model(job, i, start_from)
         on_cuda = dev["device"] == "cuda"
         has_val = val_ds is not None and len(val_ds) > 0
