@@ -32,3 +32,21 @@ def test_torchrun_stop_file_stops_all_ranks(tiny_model_dir, tmp_path):
     result = run_distributed(job, gpus=2, report=lambda s, m: seen.append(s),
                              should_stop=lambda: len(seen) >= 3, on_checkpoint=lambda *a: None, poll_s=0.1)
     assert result["stopped"] and result["stopped_at"] < 400
+
+
+def test_accelerate_launch_same_code_path(tiny_model_dir, tmp_path):
+    """`accelerate launch` runs the same entry point. Without GPUs accelerate starts a single process
+    (`--cpu`); on a GPU machine the same command with `--multi_gpu --num_processes=N` starts N ranks."""
+    import sys
+
+    reports = []
+    job = Job(method="lora", output_dir=tmp_path / "run", stages=[Stage(train=[_qa(i) for i in range(16)])],
+              hp=hp_with_defaults({"max_steps": 3, "batch_size": 2, "save_steps": 100}),
+              base_model_path=str(tiny_model_dir), evaluate=False)
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes=1", "--num_machines=1",
+                "--mixed_precision=no", "--dynamo_backend=no"]
+    result = run_distributed(job, gpus=1, report=lambda s, m: reports.append((s, m)), should_stop=lambda: False,
+                             on_checkpoint=lambda *a: None, launcher=launcher, poll_s=0.2)
+    assert result["world_size"] == 1
+    assert [s for s, m in reports if m.get("kind") == "train"] == [1, 2, 3]
+    assert (tmp_path / "run" / "stage-0" / "final" / "adapter_model.safetensors").exists()
