@@ -292,9 +292,9 @@ def _enqueue(run: TrainingRun) -> None:
             together_run.send(run_id)
     else:
         def send():
-            from workers.training import train_run
+            from apps.training.backends.local import local_run_enqueue
 
-            train_run.send(run_id)
+            local_run_enqueue(run_id)
     transaction.on_commit(send)
 
 

@@ -130,17 +130,16 @@ def _setup_threads() -> None:
 # models
 
 
-def _load_causal_lm(path: str):
+def _load_causal_lm(path: str, *, trainable_base: bool = False):
+    """On CUDA a frozen base (LoRA) is loaded in bf16/fp16 (peft keeps the adapters in fp32); weights that
+    are trained themselves (full, scratch) stay fp32 masters and the Trainer autocasts to bf16/fp16."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs = {}
-    if torch.cuda.is_available():
-        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        kwargs["attn_implementation"] = "sdpa"
-    else:
-        kwargs["dtype"] = torch.float32
-        kwargs["attn_implementation"] = "sdpa"
+    dtype = torch.float32
+    if torch.cuda.is_available() and not trainable_base:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    kwargs = {"dtype": dtype, "attn_implementation": "sdpa"}
     try:
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (ValueError, ImportError):
@@ -170,7 +169,7 @@ def _build_model(job: Job, stage_index: int, start_from: str | None):
         else:
             model = get_peft_model(model, _lora_config(job.hp))
     else:  # full / scratch: start_from is a full model folder
-        model = _load_causal_lm(start_from or job.base_model_path)
+        model = _load_causal_lm(start_from or job.base_model_path, trainable_base=True)
     if job.hp.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
