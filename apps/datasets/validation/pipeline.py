@@ -152,16 +152,20 @@ class Validator:
         self.lines: array = array("i")
         self._pool = None
 
-    def process(self, batch: list[dict]) -> list[Annotated]:
+    def submit_tokens(self, batch: list[dict]):
+        """Queue this batch's token counts on a second thread (the Rust tokenizer releases the GIL), so that
+        they run while this thread parses the next batch and runs the content checks and MinHash."""
+        if self.counter is None or self.structure_only:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count")
+        return self._pool.submit(self.counter.count, batch)
+
+    def process(self, batch: list[dict], fut=None) -> list[Annotated]:
         rep = self.report
         out = []
-        # The Rust tokenizer releases the GIL: count this batch's tokens on a second thread while the
-        # content checks and MinHash run here.
-        fut = None
-        if self.counter is not None and not self.structure_only:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count")
-            fut = self._pool.submit(self.counter.count, batch)
+        if fut is None:
+            fut = self.submit_tokens(batch)
         for ex in batch:
             idx = self.n
             self.n += 1
@@ -311,6 +315,15 @@ def validate_examples(examples, *, fmt: str, target="local", counter=None, split
     return v.finish(fmt)
 
 
+def _emit(v: Validator, pending, on_batch, on_progress, total):
+    chunk, fut = pending
+    annotated = v.process(chunk, fut)
+    if on_batch is not None:
+        on_batch(annotated)
+    if on_progress is not None:
+        on_progress(v.n, total)
+
+
 def validate_path(path, *, target="local", structure_only=False, counter=None, format=None, display=None,
                   columns=None, split_ratio=0.1, epochs=3, base_model_id=None, on_batch=None, on_progress=None,
                   category="") -> ValidationResult:
@@ -330,12 +343,14 @@ def validate_path(path, *, target="local", structure_only=False, counter=None, f
                 if on_progress is not None and v.n % BATCH == 0:
                     on_progress(v.n, total)
             items = ()
+        pending = None  # one batch of look-ahead: its tokens are counted while the previous one is checked
         for chunk in batched(items):
-            annotated = v.process(chunk)
-            if on_batch is not None:
-                on_batch(annotated)
-            if on_progress is not None:
-                on_progress(v.n, total)
+            fut = v.submit_tokens(chunk)
+            if pending is not None:
+                _emit(v, pending, on_batch, on_progress, total)
+            pending = (chunk, fut)
+        if pending is not None:
+            _emit(v, pending, on_batch, on_progress, total)
     except FatalFormatError as exc:
         v.report.error(exc.code, exc.message, line=exc.line, file=exc.file or display or Path(path).name)
     except OSError as exc:
