@@ -95,6 +95,10 @@ def _child(mode: str, path: str, base_model: str | None) -> None:
         if mode == "full":
             out["tokens_total"] = r.stats.get("tokens", {}).get("total")
     out["seconds"] = round(time.perf_counter() - t0, 2)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds of the whole child (incl. imports/tokenizer load): independent of other load on the machine
+    out["cpu_s"] = round(ru.ru_utime + ru.ru_stime, 1)
+    out["load_avg_1m"] = round(os.getloadavg()[0], 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out))
 
@@ -122,6 +126,7 @@ def main():
     ap.add_argument("--base-model", default=None, help="HF folder whose tokenizer + chat template count tokens")
     ap.add_argument("--skip-together", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="runs of the structural comparison (best kept)")
+    ap.add_argument("--only", choices=["structure", "full"], help="run only this part")
     ap.add_argument("--child")
     ap.add_argument("--path")
     args = ap.parse_args()
@@ -145,7 +150,7 @@ def main():
             except ImportError:
                 print("together not installed: baseline skipped (pip install together==1.5.35)")
         # The structural comparison is short and this machine is shared: alternate the two, keep each's best.
-        for _ in range(args.repeat):
+        for _ in range(args.repeat if args.only != "full" else 0):
             if have_together:
                 r = run("together", big, None)
                 if "together" not in results or r.get("seconds", 1e9) < results["together"].get("seconds", 1e9):
@@ -153,8 +158,11 @@ def main():
             r = run("structure", big, None)
             if "structure" not in results or r.get("seconds", 1e9) < results["structure"].get("seconds", 1e9):
                 results["structure"] = r
-        results["structure_small"] = run("structure", small, None)
-        if base_model:
+        if args.only != "full":
+            results["structure_small"] = run("structure", small, None)
+        if args.only == "structure":
+            pass
+        elif base_model:
             results["full"] = run("full", big, base_model)
             results["full_small"] = run("full", small, base_model)
         else:
@@ -168,7 +176,7 @@ def main():
                 continue
             n = r.get("examples") or 0
             print(f"  {key:16} {r['seconds']:7.2f} s  {n / r['seconds'] if r['seconds'] else 0:10.0f} examples/s  "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
+                  f"cpu {r.get('cpu_s', 0):6.1f} s  load {r.get('load_avg_1m', 0):4.1f}  peak RSS {r['peak_rss_mb']:.0f} MB")
         if "together" in results and "structure" in results and "failed" not in results["together"]:
             ratio = results["together"]["seconds"] / results["structure"]["seconds"]
             print(f"  structural pass vs Together's checker: {ratio:.2f}x as fast")
