@@ -62,10 +62,18 @@ training.RunReporter.report = slow
 print(training.execute_run(int(sys.argv[1])))
 """
 
-RECONCILE = r"""
+# A new worker process boots: the reconciler re-queues the run, then the worker takes the message.
+RESTART = r"""
 import django; django.setup()
+import sys
+from apps.training.models import TrainingRun
 from apps.training.services import run_reconcile
-print(run_reconcile())
+from workers.training import execute_run
+run_id = int(sys.argv[1])
+actions = run_reconcile()
+assert actions == [(run_id, "resumed")], actions
+assert TrainingRun.objects.get(pk=run_id).status == "queued"
+print(execute_run(run_id))
 """
 
 
@@ -111,9 +119,7 @@ def test_sigkill_mid_run_then_resume(env, tmp_path):
     last_ckpt = db.execute("select max(step) from training_checkpoint where run_id=? and deleted=0",
                            (run_id,)).fetchone()[0]
 
-    assert _py(env, RECONCILE) == f"[({run_id}, 'resumed')]"  # the new worker boots
-    assert db.execute("select status from training_trainingrun where id=?", (run_id,)).fetchone()[0] == "queued"
-    outcome = _py(env, WORK, str(run_id), timeout=300)
+    outcome = _py(env, RESTART, str(run_id), timeout=300)
     assert outcome == "succeeded", db.execute("select error from training_trainingrun where id=?", (run_id,)).fetchone()
     steps = [r[0] for r in db.execute(
         "select step from training_metricpoint where run_id=? and kind='train' order by step, id", (run_id,))]
