@@ -186,3 +186,27 @@ def test_relaunch_from_checkpoint_and_promote_best(member, qa_version, tiny_base
     weights = settings.ARTIFACT_ROOT / version.artifact_path
     assert (weights / "adapter_model.safetensors").exists() and not (weights / "optimizer.pt").exists()
     assert ModelVersion.objects.filter(pk=version.pk, kind="adapter").exists()
+
+
+def test_checkpoint_endpoints_relaunch_promote_compare(api, member, qa_version, tiny_base_model):
+    run = _run(member, qa_version, base_model="tiny", hyperparameters={"max_steps": 8, "save_steps": 4})
+    assert run.status == "succeeded", run.error
+    ckpts = api.get(f"/api/runs/{run.pk}/checkpoints").json()
+    assert [c["step"] for c in ckpts] == [4, 8] and all(c["id"] for c in ckpts)
+    r = api.post(f"/api/runs/{run.pk}/promote", {}, content_type="application/json")  # best by validation loss
+    assert r.status_code == 201 and r.json()["id"] == r.json()["model_version_id"]
+    best = min(ckpts, key=lambda c: c["eval_loss"])
+    assert api.get(f"/api/runs/{run.pk}/checkpoints").json()[ckpts.index(best)]["model_version_id"] == r.json()["id"]
+    again = api.post(f"/api/runs/{run.pk}/promote", {"checkpoint_id": best["id"]}, content_type="application/json")
+    assert again.status_code == 409
+    r = api.post(f"/api/runs/{run.pk}/relaunch", {"checkpoint_id": ckpts[0]["id"]}, content_type="application/json")
+    assert r.status_code == 201
+    new = r.json()
+    assert new["id"] != run.pk and new["status"] == "queued"
+    assert [c["step"] for c in api.get(f"/api/runs/{new['id']}/checkpoints").json()] == [4]  # starts from it
+    assert api.post(f"/api/runs/{run.pk}/relaunch", {"checkpoint_id": 999999},
+                    content_type="application/json").status_code == 422
+    cmp = api.get(f"/api/compare?ids={run.pk},{new['id']}").json()
+    assert [x["id"] for x in cmp["runs"]] == [run.pk, new["id"]]
+    assert cmp["runs"][0]["curves"]["train"]["x"] == list(range(1, 9))
+    assert any(row["key"] == "learning_rate" for row in cmp["config"])
