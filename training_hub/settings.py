@@ -30,9 +30,8 @@ HUB_MAX_UPLOAD_MB = env_int("HUB_MAX_UPLOAD_MB", 512, min_value=1)
 HUB_PROXY_TIMEOUT_S = env_float("HUB_PROXY_TIMEOUT_S", 300.0, min_value=1.0)
 TOGETHER_API_KEY = env_str("TOGETHER_API_KEY")
 TOGETHER_BASE_URL = env_url("TOGETHER_BASE_URL", "https://api.together.xyz/v1", ("http", "https"))
-# Datasets: validation split ratio and price settings for the cost estimates (USD per 1M trained tokens).
+# Datasets: validation split ratio; OpenAI price for cost estimates (USD per 1M trained tokens; Together: TOGETHER_PRICE_PER_MTOK).
 HUB_VALIDATION_SPLIT = env_float("HUB_VALIDATION_SPLIT", 0.1, min_value=0.0)
-HUB_PRICE_TOGETHER_PER_MTOK = env_float("HUB_PRICE_TOGETHER_PER_MTOK", 0.48, min_value=0.0)
 HUB_PRICE_OPENAI_PER_MTOK = env_float("HUB_PRICE_OPENAI_PER_MTOK", 3.0, min_value=0.0)
 # Uploads over this size go to the `worker` queue (live progress) instead of being parsed in the request.
 HUB_DATASET_INLINE_MAX_MB = env_int("HUB_DATASET_INLINE_MAX_MB", 8, min_value=0)

@@ -108,8 +108,8 @@ def estimates(*, tokens: list[int] | int, context_length: int | None, epochs: in
         "billed_tokens": billed,
         "local": {"tokens_per_second": round(tps, 1), "seconds": round(billed / tps, 1) if tps else None,
                   "source": source},
-        "together": {"price_per_mtok": settings.HUB_PRICE_TOGETHER_PER_MTOK,
-                     "usd": round(billed / 1e6 * settings.HUB_PRICE_TOGETHER_PER_MTOK, 4)},
+        "together": {"price_per_mtok": settings.TOGETHER_PRICE_PER_MTOK,
+                     "usd": round(billed / 1e6 * settings.TOGETHER_PRICE_PER_MTOK, 4)},
         "openai": {"price_per_mtok": settings.HUB_PRICE_OPENAI_PER_MTOK,
                    "usd": round(billed / 1e6 * settings.HUB_PRICE_OPENAI_PER_MTOK, 4)},
     }
