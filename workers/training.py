@@ -105,6 +105,41 @@ def build_job(run, *, evaluate: bool = True):
                base_model_path=base_path, adapter_path=adapter_path, evaluate=evaluate)
 
 
+class Heartbeat:
+    """Beats every `every_s` seconds in a thread while the engine works, so a run in a silent phase
+    (tokenizing, a long step, evaluation) is never taken for dead by a worker on another machine."""
+
+    def __init__(self, run_id: int, every_s: float = 30.0):
+        import threading
+
+        self.run_id = run_id
+        self.every_s = every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"heartbeat-run-{run_id}", daemon=True)
+
+    def _loop(self) -> None:
+        from django.db import close_old_connections
+
+        from apps.training.services import run_heartbeat
+
+        try:
+            while not self.stop.wait(self.every_s):
+                try:
+                    run_heartbeat(run_id=self.run_id)
+                except Exception:  # pragma: no cover - a missed beat is not fatal
+                    log.warning("heartbeat for run %s failed", self.run_id, exc_info=True)
+        finally:
+            close_old_connections()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
 def execute_run(run_id: int) -> str:
     """Claim and run one training run in this process; returns its final status (or 'skipped')."""
     from apps.training import services
@@ -115,15 +150,16 @@ def execute_run(run_id: int) -> str:
         return "skipped"
     reporter = RunReporter(run.pk, run.total_steps or None)
     try:
-        job = build_job(run)
-        if run.hyperparameters.get("gpus", 1) > 1:
-            from workers.engine.launch import run_distributed
+        with Heartbeat(run_id):
+            job = build_job(run)
+            if run.hyperparameters.get("gpus", 1) > 1:
+                from workers.engine.launch import run_distributed
 
-            result = run_distributed(job, gpus=int(run.hyperparameters["gpus"]), report=reporter.report,
-                                     should_stop=reporter.should_stop, on_checkpoint=reporter.on_checkpoint)
-        else:
-            result = run_training(job, report=reporter.report, should_stop=reporter.should_stop,
-                                  on_checkpoint=reporter.on_checkpoint)
+                result = run_distributed(job, gpus=int(run.hyperparameters["gpus"]), report=reporter.report,
+                                         should_stop=reporter.should_stop, on_checkpoint=reporter.on_checkpoint)
+            else:
+                result = run_training(job, report=reporter.report, should_stop=reporter.should_stop,
+                                      on_checkpoint=reporter.on_checkpoint)
         reporter.flush()
     except TrainingOOM as exc:
         reporter.flush()

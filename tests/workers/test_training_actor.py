@@ -80,3 +80,16 @@ def test_engine_error_leaves_failed_not_running(member, qa_version, tiny_base_mo
     training.train_run.fn(run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and "disk on fire" in run.error
+
+
+def test_heartbeat_thread_beats_while_the_engine_is_silent(member, qa_version, tiny_base_model):
+    import time
+
+    from apps.training.models import TrainingRun
+    from workers.training import Heartbeat
+
+    run = _create(member, qa_version)
+    assert run.heartbeat_at is None
+    with Heartbeat(run.pk, every_s=0.05):
+        time.sleep(0.3)
+    assert TrainingRun.objects.get(pk=run.pk).heartbeat_at is not None
