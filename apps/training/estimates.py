@@ -2,8 +2,9 @@
 
 `tokens_per_second(base_model_id)` is the median of the non-padding tokens/s that the last
 succeeded local runs on that base model measured (stored in `summary["tokens_per_s"]`).
-Without history it falls back to DEFAULT_TOKENS_PER_S, measured for LoRA on SmolLM2-135M on
-2 CPU cores (bench/bench_train.py), scaled by parameter count for other base models.
+Without history it falls back to DEFAULT_TOKENS_PER_S: LoRA on SmolLM2-135M on 2 CPU cores
+(bench/bench_train.py measured 169 tokens/s on a quiet machine, 34 under heavy load from other
+work), scaled by parameter count for other base models.
 """
 from __future__ import annotations
 
