@@ -24,7 +24,9 @@ def run_list_view(request):
         status = None
     runs = selectors.run_list(user=request.user, status="queued,running" if status == "active" else status)[:200]
     rows = [{"run": r, "position": selectors.run_queue_position(r)} for r in runs]
-    return render_page(request, "training/list.html", {"rows": rows, "status": status, "statuses": STATUSES},
+    any_active = any(row["run"].is_active for row in rows)  # the table refreshes itself while runs move
+    return render_page(request, "training/list.html",
+                       {"rows": rows, "status": status, "statuses": STATUSES, "any_active": any_active},
                        partial="runs")
 
 

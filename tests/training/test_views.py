@@ -70,3 +70,13 @@ def test_cancel_from_page(logged_in, member, qa_version, tiny_base_model):
 
 def test_pages_need_login(client):
     assert client.get("/runs/").status_code == 302
+
+
+def test_list_refreshes_itself_while_runs_are_active(logged_in, member, qa_version, tiny_base_model):
+    from apps.training.services import run_create
+
+    run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny")
+    html = logged_in.get("/runs/").content.decode()
+    assert 'hx-trigger="every 5s"' in html
+    part = logged_in.get("/runs/", HTTP_HX_REQUEST="true").content.decode()
+    assert part.lstrip().startswith("<form") and "<html" not in part
