@@ -531,6 +531,9 @@ def run_claim(*, run_id: int, worker: str | None = None) -> TrainingRun | None:
             owner = (run.summary or {}).get("worker")
             if owner != worker and _worker_alive(owner) and not _heartbeat_stale(run):
                 return None
+            if run.cancel_requested:  # its worker died after the cancel: nothing left to stop
+                _finish(run, TrainingRun.Status.CANCELLED, summary={"stopped_at": run.current_step})
+                return None
         run.status = TrainingRun.Status.RUNNING
         run.started_at = run.started_at or timezone.now()
         run.heartbeat_at = timezone.now()
