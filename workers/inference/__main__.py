@@ -4,13 +4,17 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from django.core.exceptions import ImproperlyConfigured
 
 from workers.inference.config import InferenceConfig
 from workers.inference.server import create_app
 
 
 def main() -> None:
-    cfg = InferenceConfig.from_env()
+    try:
+        cfg = InferenceConfig.from_env()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"inference: bad configuration: {exc}") from None
     if cfg.threads:
         import torch
 

@@ -1,7 +1,8 @@
 """Settings for the inference process, read from the environment (Django-free).
 
 Defaults mirror training_hub/settings.py: HUB_DATA_DIR=./var, artifacts at $HUB_DATA_DIR/artifacts,
-port HUB_PORT+1.
+port HUB_PORT+1. Integers are read with training_hub.env (it imports only django.core.exceptions and
+configures no settings), so a bad value raises ImproperlyConfigured, which `__main__` turns into an exit.
 """
 from __future__ import annotations
 
@@ -9,20 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from training_hub.env import env_int
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _int(name: str, default: int, lo: int, hi: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise SystemExit(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -37,11 +27,11 @@ class InferenceConfig:
     def from_env(cls) -> "InferenceConfig":
         data_dir = Path(os.environ.get("HUB_DATA_DIR") or REPO_ROOT / "var").expanduser()
         artifact_root = Path(os.environ.get("HUB_ARTIFACT_ROOT") or data_dir / "artifacts").expanduser()
-        hub_port = _int("HUB_PORT", 8000, 1, 65535)
+        hub_port = env_int("HUB_PORT", 8000, min_value=1, max_value=65535)
         return cls(
             host=os.environ.get("HUB_INFERENCE_HOST") or os.environ.get("HUB_HOST") or "127.0.0.1",
-            port=_int("HUB_INFERENCE_PORT", hub_port + 1, 1, 65535),
+            port=env_int("HUB_INFERENCE_PORT", hub_port + 1, min_value=1, max_value=65535),
             artifact_root=artifact_root.resolve(),
-            max_loaded=_int("HUB_INFERENCE_MAX_MODELS", 2, 1, 64),
-            threads=_int("HUB_INFERENCE_THREADS", 0, 0, 1024),
+            max_loaded=env_int("HUB_INFERENCE_MAX_MODELS", 2, min_value=1, max_value=64),
+            threads=env_int("HUB_INFERENCE_THREADS", 0, min_value=0, max_value=1024),
         )
