@@ -6,14 +6,13 @@ import json
 import time
 
 import httpx
-from django.http import StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.proxy import upstream
 from apps.proxy.errors import ProxyError, anthropic_error_response, json_response
-from apps.proxy.gateway import (Call, UpstreamStreamError, authenticate, open_upstream, parse_json, read_json,
-                                resolve, upstream_chat_body)
-from apps.proxy.views import SSE_HEADERS, chat_stream
+from apps.proxy.gateway import (ANTHROPIC, Call, UpstreamStreamError, authenticate, method_not_allowed, parse_json,
+                                relay, resolve)
+from apps.proxy.views import chat_stream
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "end_turn"}
 
@@ -210,38 +209,16 @@ async def _anthropic_stream(call: Call, resp, *, msg_id: str):
 @csrf_exempt
 async def messages(request):
     call = Call(endpoint="messages")
-    if request.method != "POST":
-        return anthropic_error_response(ProxyError(405, "Use POST."), call.request_id)
-    try:
-        await authenticate(request, call)
-        body = parse_json(request)
-        call.request_body = body
-        req = to_openai(body)
-        call.stream = req["stream"]
-        route = await resolve(call, req["model"], anthropic=True)
-        resp = await open_upstream(route, "/chat/completions", upstream_chat_body(req, route))
-    except ProxyError as exc:
-        call.fail(exc)
-        call.log()
-        return anthropic_error_response(exc, call.request_id)
     msg_id = "msg_" + call.request_id
-    if not call.stream:
-        try:
-            data = await read_json(resp)
-        except ProxyError as exc:
-            call.fail(exc)
-            call.log()
-            return anthropic_error_response(exc, call.request_id)
+
+    def render(data: dict) -> dict:
         out = to_anthropic(data, msg_id=msg_id, model=call.model_requested)
         call.prompt_tokens, call.completion_tokens = out["usage"]["input_tokens"], out["usage"]["output_tokens"]
-        call.response_body = out
-        call.log()
-        return json_response(out, headers={"request-id": call.request_id, "x-request-id": call.request_id})
-    response = StreamingHttpResponse(_anthropic_stream(call, resp, msg_id=msg_id), content_type="text/event-stream",
-                                     headers=SSE_HEADERS)
-    response["request-id"] = call.request_id
-    response["x-request-id"] = call.request_id
-    return response
+        return out
+
+    return await relay(request, call, wire=ANTHROPIC, validate=to_openai, path="/chat/completions",
+                       render=render, stream=lambda clean, resp: _anthropic_stream(call, resp, msg_id=msg_id),
+                       anthropic=True)
 
 
 @csrf_exempt
@@ -250,7 +227,7 @@ async def count_tokens(request):
     endpoint) for local versions; an estimate (~4 characters a token) for remote ones."""
     call = Call(endpoint="messages.count_tokens")
     if request.method != "POST":
-        return anthropic_error_response(ProxyError(405, "Use POST."), call.request_id)
+        return method_not_allowed(request, call, ANTHROPIC)
     try:
         await authenticate(request, call)
         body = parse_json(request)

@@ -10,18 +10,21 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import httpx
 from asgiref.sync import sync_to_async
+from django.http import HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
 
 from apps.accounts.auth import bearer_token
 from apps.accounts.services import api_key_authenticate
 from apps.proxy import selectors, services, upstream
-from apps.proxy.errors import ProxyError
+from apps.proxy.errors import ProxyError, anthropic_error_response, json_response, openai_error_response
 from apps.proxy.selectors import Route
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @dataclass
@@ -291,3 +294,61 @@ def upstream_chat_body(body: dict, route: Route) -> dict:
     else:
         out.pop("stream_options", None)
     return out
+
+
+# --- the shared request path of the generating endpoints ----------------------------------------
+@dataclass(frozen=True)
+class Wire:
+    """What differs between the OpenAI and the Anthropic dialect around a call: how an error is
+    rendered, and which headers carry the request id."""
+
+    error_response: Callable[[ProxyError, str | None], HttpResponse]
+    id_headers: tuple[str, ...]
+
+    def headers(self, call: Call) -> dict:
+        return {name: call.request_id for name in self.id_headers}
+
+
+OPENAI = Wire(openai_error_response, ("x-request-id",))
+ANTHROPIC = Wire(anthropic_error_response, ("request-id", "x-request-id"))
+
+
+def method_not_allowed(request, call: Call, wire: Wire) -> HttpResponse:
+    return wire.error_response(ProxyError(405, f"Method {request.method} is not allowed here.",
+                                          code="method_not_allowed"), call.request_id)
+
+
+async def relay(request, call: Call, *, wire: Wire, validate: Callable[[dict], dict], path: str,
+                render: Callable[[dict], dict], stream: Callable[[dict, httpx.Response], AsyncIterator[str]],
+                anthropic: bool = False) -> HttpResponse:
+    """POST /v1/chat/completions, /v1/completions and /v1/messages: check the method, authenticate,
+    parse and `validate` the body (which returns the OpenAI request to forward), resolve the model,
+    open the upstream at `path`. A streamed call returns `stream(clean, resp)` as SSE; otherwise the
+    upstream JSON goes through `render(data)` (which also records usage on the call). Every
+    ProxyError on the way is logged and rendered once, in the dialect of `wire`."""
+    if request.method != "POST":
+        return method_not_allowed(request, call, wire)
+    try:
+        await authenticate(request, call)
+        body = parse_json(request)
+        call.request_body = body
+        clean = validate(body)
+        call.stream = bool(clean.get("stream"))
+        route = await resolve(call, clean["model"], anthropic=anthropic)
+        resp = await open_upstream(route, path, upstream_chat_body(clean, route))
+        if not call.stream:
+            data = await read_json(resp)
+    except ProxyError as exc:
+        call.fail(exc)
+        call.log()
+        return wire.error_response(exc, call.request_id)
+    if call.stream:
+        response = StreamingHttpResponse(stream(clean, resp), content_type="text/event-stream",
+                                         headers=SSE_HEADERS)
+        for name, value in wire.headers(call).items():
+            response[name] = value
+        return response
+    out = render(data)
+    call.response_body = out
+    call.log()
+    return json_response(out, headers=wire.headers(call))

@@ -6,18 +6,14 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from apps.proxy import selectors
 from apps.proxy.errors import ProxyError, json_response, openai_error_response
-from apps.proxy.gateway import (Call, UpstreamStreamError, authenticate, open_upstream, parse_json, read_json,
-                                resolve, sse_events, upstream_chat_body)
+from apps.proxy.gateway import OPENAI, Call, UpstreamStreamError, authenticate, method_not_allowed, relay, sse_events
 from apps.proxy.validation import validate_chat, validate_completion
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _sse(obj) -> str:
@@ -30,48 +26,26 @@ def _error_event(call: Call, err: dict) -> str:
     return _sse({"error": err})
 
 
-def _method_not_allowed(request, call: Call):
-    return openai_error_response(ProxyError(405, f"Method {request.method} is not allowed here.",
-                                            code="method_not_allowed"), call.request_id)
+def _include_usage(clean: dict) -> bool:
+    return bool((clean.get("stream_options") or {}).get("include_usage"))
 
 
 # --- chat completions ---------------------------------------------------------------------------
 @csrf_exempt
 async def chat_completions(request):
     call = Call(endpoint="chat.completions")
-    if request.method != "POST":
-        return _method_not_allowed(request, call)
-    try:
-        await authenticate(request, call)
-        body = parse_json(request)
-        call.request_body = body
-        clean = validate_chat(body)
-        call.stream = bool(clean.get("stream"))
-        route = await resolve(call, clean["model"])
-        resp = await open_upstream(route, "/chat/completions", upstream_chat_body(clean, route))
-    except ProxyError as exc:
-        call.fail(exc)
-        call.log()
-        return openai_error_response(exc, call.request_id)
     cid = "chatcmpl-" + call.request_id
-    created = int(time.time())
-    if not call.stream:
-        try:
-            data = await read_json(resp)
-        except ProxyError as exc:
-            call.fail(exc)
-            call.log()
-            return openai_error_response(exc, call.request_id)
-        out = chat_completion_body(data, cid=cid, created=created, model=call.model_requested)
+
+    def render(data: dict) -> dict:
+        out = chat_completion_body(data, cid=cid, created=int(time.time()), model=call.model_requested)
         call.set_usage(out["usage"])
-        call.response_body = out
-        call.log()
-        return json_response(out, headers={"x-request-id": call.request_id})
-    include_usage = bool((clean.get("stream_options") or {}).get("include_usage"))
-    gen = chat_stream(call, resp, cid=cid, created=created, include_usage=include_usage)
-    response = StreamingHttpResponse(gen, content_type="text/event-stream", headers=SSE_HEADERS)
-    response["x-request-id"] = call.request_id
-    return response
+        return out
+
+    def stream(clean: dict, resp):
+        return chat_stream(call, resp, cid=cid, created=int(time.time()), include_usage=_include_usage(clean))
+
+    return await relay(request, call, wire=OPENAI, validate=validate_chat, path="/chat/completions",
+                       render=render, stream=stream)
 
 
 def _norm_finish(reason) -> str:
@@ -174,77 +148,60 @@ async def chat_stream(call: Call, resp, *, cid: str, created: int, include_usage
 @csrf_exempt
 async def completions(request):
     call = Call(endpoint="completions")
-    if request.method != "POST":
-        return _method_not_allowed(request, call)
-    try:
-        await authenticate(request, call)
-        body = parse_json(request)
-        call.request_body = body
-        clean = validate_completion(body)
-        call.stream = bool(clean.get("stream"))
-        route = await resolve(call, clean["model"])
-        resp = await open_upstream(route, "/completions", upstream_chat_body(clean, route))
-    except ProxyError as exc:
-        call.fail(exc)
-        call.log()
-        return openai_error_response(exc, call.request_id)
     cid = "cmpl-" + call.request_id
-    created = int(time.time())
-    if not call.stream:
-        try:
-            data = await read_json(resp)
-        except ProxyError as exc:
-            call.fail(exc)
-            call.log()
-            return openai_error_response(exc, call.request_id)
+
+    def render(data: dict) -> dict:
         choices = [{"text": ch.get("text") or "", "index": ch.get("index", i), "logprobs": None,
                     "finish_reason": _norm_finish(ch.get("finish_reason"))}
                    for i, ch in enumerate(data.get("choices") or [])]
-        out = {"id": cid, "object": "text_completion", "created": created, "model": call.model_requested,
+        out = {"id": cid, "object": "text_completion", "created": int(time.time()), "model": call.model_requested,
                "choices": choices, "usage": _usage(data.get("usage"))}
         call.set_usage(out["usage"])
-        call.response_body = out
+        return out
+
+    def stream(clean: dict, resp):
+        return completion_stream(call, resp, cid=cid, created=int(time.time()), include_usage=_include_usage(clean))
+
+    return await relay(request, call, wire=OPENAI, validate=validate_completion, path="/completions",
+                       render=render, stream=stream)
+
+
+async def completion_stream(call: Call, resp, *, cid: str, created: int, include_usage: bool):
+    """The legacy text-completion stream: text chunks, one final chunk with the finish_reason, the
+    usage chunk when asked, `[DONE]`; a failure after the first byte becomes an error event."""
+
+    def chunk(text, finish=None):
+        obj = {"id": cid, "object": "text_completion", "created": created, "model": call.model_requested,
+               "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
+        if include_usage:
+            obj["usage"] = None
+        return _sse(obj)
+
+    finish, parts = None, []
+    try:
+        async for ev in sse_events(resp):
+            if ev.get("usage"):
+                call.set_usage(ev["usage"])
+            for ch in ev.get("choices") or []:
+                if ch.get("text"):
+                    call.mark_first_token()
+                    parts.append(ch["text"])
+                    yield chunk(ch["text"])
+                if ch.get("finish_reason"):
+                    finish = _norm_finish(ch["finish_reason"])
+        yield chunk("", finish or "stop")
+        if include_usage:
+            yield _sse({"id": cid, "object": "text_completion", "created": created,
+                        "model": call.model_requested, "choices": [],
+                        "usage": _usage({"prompt_tokens": call.prompt_tokens,
+                                         "completion_tokens": call.completion_tokens})})
+        call.response_body = {"text": "".join(parts), "finish_reason": finish}
+        yield "data: [DONE]\n\n"
+    except UpstreamStreamError as exc:
+        call.response_body = {"text": "".join(parts), "partial": True}
+        yield _error_event(call, exc.error)
+    finally:
         call.log()
-        return json_response(out, headers={"x-request-id": call.request_id})
-    include_usage = bool((clean.get("stream_options") or {}).get("include_usage"))
-
-    async def gen():
-        def chunk(text, finish=None):
-            obj = {"id": cid, "object": "text_completion", "created": created, "model": call.model_requested,
-                   "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
-            if include_usage:
-                obj["usage"] = None
-            return _sse(obj)
-
-        finish, parts = None, []
-        try:
-            async for ev in sse_events(resp):
-                if ev.get("usage"):
-                    call.set_usage(ev["usage"])
-                for ch in ev.get("choices") or []:
-                    if ch.get("text"):
-                        call.mark_first_token()
-                        parts.append(ch["text"])
-                        yield chunk(ch["text"])
-                    if ch.get("finish_reason"):
-                        finish = _norm_finish(ch["finish_reason"])
-            yield chunk("", finish or "stop")
-            if include_usage:
-                yield _sse({"id": cid, "object": "text_completion", "created": created,
-                            "model": call.model_requested, "choices": [],
-                            "usage": _usage({"prompt_tokens": call.prompt_tokens,
-                                             "completion_tokens": call.completion_tokens})})
-            call.response_body = {"text": "".join(parts), "finish_reason": finish}
-            yield "data: [DONE]\n\n"
-        except UpstreamStreamError as exc:
-            call.response_body = {"text": "".join(parts), "partial": True}
-            yield _error_event(call, exc.error)
-        finally:
-            call.log()
-
-    response = StreamingHttpResponse(gen(), content_type="text/event-stream", headers=SSE_HEADERS)
-    response["x-request-id"] = call.request_id
-    return response
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -252,7 +209,7 @@ async def completions(request):
 async def models(request):
     call = Call(endpoint="models")
     if request.method != "GET":
-        return _method_not_allowed(request, call)
+        return method_not_allowed(request, call, OPENAI)
     try:
         await authenticate(request, call)
     except ProxyError as exc:
@@ -265,7 +222,7 @@ async def models(request):
 async def model_detail(request, model_id: str):
     call = Call(endpoint="models")
     if request.method != "GET":
-        return _method_not_allowed(request, call)
+        return method_not_allowed(request, call, OPENAI)
     try:
         await authenticate(request, call)
         item = await sync_to_async(selectors.model_get)(model_id)
