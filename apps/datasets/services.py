@@ -9,8 +9,11 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
 import shutil
+import socket
+import tempfile
 import time
 import uuid
 import zipfile
@@ -21,6 +24,7 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from apps.core.exceptions import Conflict, NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed
 from apps.datasets.formats import FORMATS, TARGETS
@@ -39,6 +43,10 @@ FIXES = {
     "convert_text_to_chat": "Convert text rows holding `User:/Assistant:` or `Q:/A:` turns into chat",
 }
 INSERT_BATCH = 1000
+# An import whose holder (on another machine) has not shown life for this long is taken for dead.
+IMPORT_STALE_S = 120
+# An import interrupted this many times (the worker killed each time, e.g. out of memory) is failed.
+IMPORT_MAX_REQUEUES = 3
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -241,6 +249,117 @@ def _finish(version: DatasetVersion, result, *, source_examples=None) -> Dataset
     return version
 
 
+def worker_id() -> str:
+    """This process, as recorded on the imports it holds ("host:pid")."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _same_host(worker: str) -> bool:
+    return ":" in worker and worker.rsplit(":", 1)[0] == socket.gethostname()
+
+
+def _pid_alive(worker: str) -> bool:
+    try:
+        os.kill(int(worker.rsplit(":", 1)[1]), 0)
+    except (ProcessLookupError, ValueError, IndexError):
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _holder_dead(version: DatasetVersion, *, stale_after_s: float) -> bool:
+    """Same host: the holder's pid is gone. Another host: no heartbeat for `stale_after_s`."""
+    if not version.worker:
+        return False
+    if _same_host(version.worker):
+        return not _pid_alive(version.worker)
+    last = version.heartbeat_at
+    return last is None or (timezone.now() - last).total_seconds() > stale_after_s
+
+
+def version_claim(*, version_id: int, worker: str | None = None) -> DatasetVersion | None:
+    """Atomically take an `importing` version for this process. None when there is nothing to do: it is
+    no longer importing, or another live process holds it (a re-delivered message is harmless)."""
+    worker = worker or worker_id()
+    with transaction.atomic():
+        version = DatasetVersion.objects.select_for_update().select_related("dataset").filter(pk=version_id).first()
+        if version is None or version.status != DatasetVersion.Status.IMPORTING:
+            return None
+        if version.worker and version.worker != worker and not _holder_dead(version, stale_after_s=IMPORT_STALE_S):
+            return None
+        version.worker = worker
+        version.heartbeat_at = timezone.now()
+        version.save(update_fields=["worker", "heartbeat_at"])
+    return version
+
+
+def version_heartbeat(*, version_id: int, worker: str | None = None) -> None:
+    """The holder is alive (called from the worker's heartbeat thread and with each progress update)."""
+    DatasetVersion.objects.filter(pk=version_id, status=DatasetVersion.Status.IMPORTING,
+                                  worker=worker or worker_id()).update(heartbeat_at=timezone.now())
+
+
+def _fail_interrupted(version: DatasetVersion, error: str) -> None:
+    Example.objects.filter(version=version).delete()
+    version.status = DatasetVersion.Status.FAILED
+    version.error = error
+    version.progress = {**(version.progress or {}), "stage": "failed", "updated_at": time.time()}
+    version.save(update_fields=["status", "error", "progress"])
+
+
+def version_reconcile_imports(*, stale_after_s: float | None = None) -> list[tuple[int, str]]:
+    """Imports left `importing` by a process that died (same host: its pid is gone; another host: no
+    heartbeat for `stale_after_s`): queued again on the worker when the raw upload is still there (the
+    import is idempotent; partial rows are deleted here and again when it starts), otherwise failed with
+    the reason. Versions being derived (fixes, edits) are failed: apply the change again. Safe to call
+    from any process at any time; returns [(version_id, "requeued" | "failed")]."""
+    stale = IMPORT_STALE_S if stale_after_s is None else stale_after_s
+    me = worker_id()
+    actions = []
+    candidates = DatasetVersion.objects.filter(status=DatasetVersion.Status.IMPORTING).exclude(worker="").exclude(
+        worker=me).only("pk", "worker", "heartbeat_at")
+    for cand in candidates:
+        if not _holder_dead(cand, stale_after_s=stale):
+            continue
+        with transaction.atomic():
+            v = DatasetVersion.objects.select_for_update().filter(pk=cand.pk).first()
+            if v is None or v.status != DatasetVersion.Status.IMPORTING or v.worker != cand.worker:
+                continue  # finished, or taken over, meanwhile
+            progress = v.progress or {}
+            requeued = int(progress.get("requeued") or 0)
+            source = version_source_path(v)
+            if v.parent_id is not None:
+                _fail_interrupted(v, f"The process creating this version ({v.note or 'a change'}) stopped before "
+                                     f"it finished, so nothing was kept. Version {v.parent.number} is unchanged; "
+                                     f"apply the change again.")
+                action = "failed"
+            elif source is None or not source.exists():
+                _fail_interrupted(v, f"The import was interrupted (its worker {v.worker} stopped) and the raw "
+                                     f"upload {v.source_name or v.source_file or ''} is no longer on disk, so it "
+                                     f"cannot be retried. Upload the file again.")
+                action = "failed"
+            elif requeued >= IMPORT_MAX_REQUEUES:
+                _fail_interrupted(v, f"The import was interrupted {requeued + 1} times (its worker was killed each "
+                                     f"time, possibly running out of memory), so it was not retried again. The raw "
+                                     f"upload is kept: split the file or import it again.")
+                action = "failed"
+            else:
+                Example.objects.filter(version=v).delete()
+                v.worker, v.heartbeat_at, v.error = "", None, ""
+                v.progress = {**progress, "stage": "queued", "examples": 0, "requeued": requeued + 1,
+                              "updated_at": time.time()}
+                v.save(update_fields=["worker", "heartbeat_at", "error", "progress"])
+                from workers.datasets import import_dataset_version
+
+                pk = v.pk
+                transaction.on_commit(lambda pk=pk: import_dataset_version.send(pk))
+                action = "requeued"
+            log.warning("dataset version %s left importing by dead worker %s: %s", v.pk, cand.worker, action)
+        actions.append((cand.pk, action))
+    return actions
+
+
 def version_process(*, version_id: int, atomic: bool = True) -> DatasetVersion:
     """Parse, validate and store the examples of an `importing` version (idempotent: a re-run starts over;
     a version that is already ready or failed is returned untouched).
@@ -249,9 +368,10 @@ def version_process(*, version_id: int, atomic: bool = True) -> DatasetVersion:
     imports): examples are committed in batches so that live progress is visible and the database is not
     locked for minutes; the version stays `importing` (never used) until the last row is written, and on
     failure its rows are deleted."""
-    version = DatasetVersion.objects.select_related("dataset").get(pk=version_id)
-    if version.status != DatasetVersion.Status.IMPORTING:
-        return version
+    worker = worker_id()
+    version = version_claim(version_id=version_id, worker=worker)
+    if version is None:  # finished already, or held by another live process
+        return DatasetVersion.objects.select_related("dataset").get(pk=version_id)
     Example.objects.filter(version=version).delete()
     path = version_source_path(version)
     counter = counter_for_base_model(version.base_model_id or None)
@@ -264,8 +384,9 @@ def version_process(*, version_id: int, atomic: bool = True) -> DatasetVersion:
         if now - last[0] >= 0.5:
             last[0] = now
             DatasetVersion.objects.filter(pk=version.pk).update(
-                progress={"stage": "validating", "examples": n, "total": total, "columns": columns or {},
-                          "updated_at": time.time()})
+                progress={**(version.progress or {}), "stage": "validating", "examples": n, "total": total,
+                          "columns": columns or {}, "updated_at": time.time()},
+                heartbeat_at=timezone.now())
 
     try:
         if counter is None:
@@ -367,7 +488,7 @@ def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage:
     version = _new_version(user=user, dataset=parent.dataset, parent=parent, status=DatasetVersion.Status.IMPORTING,
                            format=parent.format, source_file=parent.source_file, source_name=parent.source_name,
                            target=target, split_ratio=parent.split_ratio, base_model_id=base_model,
-                           note=note[:500], progress=stage)
+                           note=note[:500], progress=stage, worker=worker_id(), heartbeat_at=timezone.now())
     counter = counter_for_base_model(base_model or None)
     on_batch, flush = _writer(version)
     try:

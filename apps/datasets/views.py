@@ -126,7 +126,8 @@ def _stalled_seconds(version) -> int | None:
 
     if version.status != DatasetVersion.Status.IMPORTING:
         return None
-    last = (version.progress or {}).get("updated_at") or version.created_at.timestamp()
+    last = max((version.progress or {}).get("updated_at") or version.created_at.timestamp(),
+               version.heartbeat_at.timestamp() if version.heartbeat_at else 0)
     idle = int(time.time() - last)
     return idle if idle > STALLED_AFTER_S else None
 
