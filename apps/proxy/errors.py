@@ -13,6 +13,19 @@ _ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error", 40
                    404: "not_found_error", 413: "request_too_large", 422: "invalid_request_error",
                    429: "rate_limit_error", 529: "overloaded_error"}
 
+# Retry hints the openai and anthropic SDKs obey (they retry 408, 409, 429 and >=500 on their own):
+# a 4xx that will fail again says so; a rate limit or an upstream outage says when to come back.
+RETRYABLE = frozenset({429, 502, 503, 504})
+RETRY_AFTER_S = 1
+
+
+def retry_headers(status: int) -> dict:
+    if status in RETRYABLE:
+        return {"x-should-retry": "true", "retry-after": str(RETRY_AFTER_S)}
+    if 400 <= status < 500 and status not in (408, 409):
+        return {"x-should-retry": "false"}
+    return {}
+
 
 class ProxyError(Exception):
     """Raised anywhere in the proxy; rendered once in the wire format of the endpoint."""
@@ -40,14 +53,14 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> HttpR
 
 
 def openai_error_response(exc: ProxyError, request_id: str | None = None) -> HttpResponse:
-    headers = dict(exc.headers)
+    headers = {**retry_headers(exc.status), **exc.headers}
     if request_id:
         headers["x-request-id"] = request_id
     return json_response(exc.openai_body(), exc.status, headers)
 
 
 def anthropic_error_response(exc: ProxyError, request_id: str | None = None) -> HttpResponse:
-    headers = dict(exc.headers)
+    headers = {**retry_headers(exc.status), **exc.headers}
     if request_id:
         headers["request-id"] = request_id
         headers["x-request-id"] = request_id

@@ -21,7 +21,7 @@ from django.core.exceptions import RequestDataTooBig
 from apps.accounts.auth import bearer_token
 from apps.accounts.services import api_key_authenticate
 from apps.proxy import selectors, services, upstream
-from apps.proxy.errors import ProxyError, anthropic_error_response, json_response, openai_error_response
+from apps.proxy.errors import RETRYABLE, ProxyError, anthropic_error_response, json_response, openai_error_response
 from apps.proxy.selectors import Route
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -224,7 +224,10 @@ async def open_upstream(route: Route, path: str, body: dict) -> httpx.Response:
             raw = await resp.aread()
         finally:
             await resp.aclose()
-        raise _upstream_error(resp.status_code, raw)
+        exc = _upstream_error(resp.status_code, raw)
+        if exc.status in RETRYABLE:  # the upstream knows best when to come back
+            exc.headers.update({k: resp.headers[k] for k in ("retry-after", "retry-after-ms") if k in resp.headers})
+        raise exc
     return resp
 
 

@@ -4,7 +4,7 @@ Used by the proxy tests and by bench/bench_proxy.py.
 
 Behaviour is picked by the last message's content: FAIL_MID (drops the connection mid-stream),
 NO_DONE (ends the stream without [DONE]), ERROR_EVENT (sends an error event), TOOL (a tool call),
-UPSTREAM_500, SLOW (sleeps before answering). Anything else is echoed back word by word.
+UPSTREAM_500, RATE_LIMIT (429 with retry-after: 2 and retry-after-ms: 50), SLOW (sleeps before answering). Anything else is echoed back word by word.
 """
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def create_fake_upstream(*, seen: list | None = None) -> Starlette:
         if last == "UPSTREAM_500":
             return JSONResponse({"error": {"message": "boom", "type": "server_error", "param": None, "code": None}},
                                 status_code=500)
+        if last == "RATE_LIMIT":
+            return JSONResponse({"error": {"message": "slow down", "type": "rate_limit_error", "param": None,
+                                           "code": "rate_limit_exceeded"}}, status_code=429,
+                                headers={"retry-after": "2", "retry-after-ms": "50"})
         if last == "SLOW":
             await asyncio.sleep(5)
         reply = "echo: " + last
