@@ -80,3 +80,14 @@ def test_list_refreshes_itself_while_runs_are_active(logged_in, member, qa_versi
     assert 'hx-trigger="every 5s"' in html
     part = logged_in.get("/runs/", HTTP_HX_REQUEST="true").content.decode()
     assert part.lstrip().startswith("<form") and "<html" not in part
+
+
+def test_run_page_shows_no_queue_position_once_started(logged_in, member, qa_version, tiny_base_model):
+    from apps.training.services import run_create
+
+    run = run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny")
+    html = logged_in.get(f"/runs/{run.pk}/").content.decode()
+    assert '<p class="badge" id="queue-position">Position 1 in the GPU queue</p>' in html  # removed live by the script
+    TrainingRun.objects.filter(pk=run.pk).update(status="running")
+    html = logged_in.get(f"/runs/{run.pk}/").content.decode()
+    assert '<p class="badge" id="queue-position"' not in html and "Position 1" not in html

@@ -1,0 +1,94 @@
+"""The run page's script in a real browser (Debian's chromium through Playwright), with the websocket
+mocked: a page loaded while the run was queued follows the live status events."""
+from __future__ import annotations
+
+import mimetypes
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+pytestmark = [pytest.mark.django_db, pytest.mark.browser]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+STATIC_DIR = Path(settings.BASE_DIR) / "static"
+
+
+@pytest.fixture
+def page_for():
+    if not CHROMIUM:
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    # started lazily: Playwright's sync API runs an event loop, after which Django refuses ORM calls
+    started: list = []
+
+    def open_page(html: str, path: str, events: list[dict]):
+        if not started:
+            pw = sync_playwright().start()
+            started.append(pw)
+            started.append(pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--no-sandbox", "--disable-gpu", "--no-first-run"]))
+        browser = started[1]
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        origin = "http://hub.test"
+
+        def serve(route):
+            url = route.request.url[len(origin):]
+            if url.startswith(settings.STATIC_URL):
+                f = STATIC_DIR / url[len(settings.STATIC_URL):].split("?")[0]
+                if f.is_file():
+                    return route.fulfill(body=f.read_bytes(),
+                                         content_type=mimetypes.guess_type(f.name)[0] or "text/plain")
+                return route.fulfill(status=404, body="")
+            if url.split("?")[0] == path:
+                return route.fulfill(body=html, content_type="text/html")
+            return route.fulfill(status=404, body="")
+
+        def ws_handler(ws):
+            import json
+            for msg in events:
+                ws.send(json.dumps(msg))
+
+        page.route(f"{origin}/**", serve)
+        page.route_web_socket("**/ws/runs/**", ws_handler)
+        page.goto(origin + path)
+        return page
+
+    yield open_page
+    if started:
+        started[1].close()
+        started[0].stop()
+
+
+def _queued_run_page(client, member, qa_version):
+    from apps.training.services import run_create
+
+    run = run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny")
+    client.force_login(member)
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="queue-position"' in html
+    return run, html
+
+
+def test_queue_position_disappears_when_the_run_starts(client, member, qa_version, tiny_base_model, page_for):
+    run, html = _queued_run_page(client, member, qa_version)
+    page = page_for(html, f"/runs/{run.pk}/", [
+        {"event": "snapshot", "payload": {"status": "queued", "queue_position": 1, "summary": {}, "points": []}},
+        {"event": "status", "payload": {"status": "running"}},
+    ])
+    page.wait_for_function("() => document.getElementById('run-status').dataset.status === 'running'")
+    assert page.inner_text("#run-status").strip() == "running"
+    assert page.query_selector("#queue-position") is None
+    assert "GPU queue" not in page.inner_text("body")
+
+
+def test_queue_position_follows_the_snapshot_while_queued(client, member, qa_version, tiny_base_model, page_for):
+    run, html = _queued_run_page(client, member, qa_version)
+    page = page_for(html, f"/runs/{run.pk}/", [
+        {"event": "snapshot", "payload": {"status": "queued", "queue_position": 3, "summary": {}, "points": []}},
+    ])
+    page.wait_for_function("() => document.getElementById('queue-position').textContent.includes('3')")
+    assert page.inner_text("#queue-position").strip() == "Position 3 in the GPU queue"
