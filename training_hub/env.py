@@ -40,7 +40,7 @@ def env_int(name: str, default: int, *, min_value: int | None = None, max_value:
     return value
 
 
-def env_float(name: str, default: float, *, min_value: float | None = None) -> float:
+def env_float(name: str, default: float, *, min_value: float | None = None, max_value: float | None = None) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -50,6 +50,8 @@ def env_float(name: str, default: float, *, min_value: float | None = None) -> f
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
     if min_value is not None and value < min_value:
         raise ImproperlyConfigured(f"{name}={value} is below {min_value}")
+    if max_value is not None and not value <= max_value:  # `not <=` also refuses nan
+        raise ImproperlyConfigured(f"{name}={value} is above {max_value}")
     return value
 
 

@@ -31,7 +31,8 @@ HUB_PROXY_TIMEOUT_S = env_float("HUB_PROXY_TIMEOUT_S", 300.0, min_value=1.0)
 TOGETHER_API_KEY = env_str("TOGETHER_API_KEY")
 TOGETHER_BASE_URL = env_url("TOGETHER_BASE_URL", "https://api.together.xyz/v1", ("http", "https"))
 # Datasets: validation split ratio; OpenAI price for cost estimates (USD per 1M trained tokens; Together: TOGETHER_PRICE_PER_MTOK).
-HUB_VALIDATION_SPLIT = env_float("HUB_VALIDATION_SPLIT", 0.1, min_value=0.0)
+# Fraction held out for validation; the upload form and API accept the same range.
+HUB_VALIDATION_SPLIT = env_float("HUB_VALIDATION_SPLIT", 0.1, min_value=0.0, max_value=0.5)
 HUB_PRICE_OPENAI_PER_MTOK = env_float("HUB_PRICE_OPENAI_PER_MTOK", 3.0, min_value=0.0)
 # Uploads over this size go to the `worker` queue (live progress) instead of being parsed in the request.
 HUB_DATASET_INLINE_MAX_MB = env_int("HUB_DATASET_INLINE_MAX_MB", 8, min_value=0)
