@@ -6,7 +6,6 @@ only the owner or a hub admin may add versions to a dataset.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
@@ -714,16 +713,40 @@ def version_report_text(version: DatasetVersion) -> str:
     return "\n".join(lines)
 
 
-def version_export_zip(*, version: DatasetVersion, fmt: str = "openai", together_format: str = "messages") -> bytes:
-    """One JSONL per category + stats.json + report.md, zipped (in memory: per-category exports are for
-    dataset sizes a browser downloads)."""
-    buf = io.BytesIO()
-    cats = list(version.examples.order_by().values_list("category", flat=True).distinct())
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for cat in sorted(cats):
-            name = _safe_filename(cat or "uncategorized")
-            zf.writestr(f"{name}.jsonl", "".join(version_export_lines(version=version, fmt=fmt, category=cat,
-                                                                       together_format=together_format)))
-        zf.writestr("stats.json", json.dumps(version.stats, indent=2))
-        zf.writestr("report.md", version_report_text(version))
-    return buf.getvalue()
+EXPORT_TMP_DIR = "tmp/exports"  # under ARTIFACT_ROOT
+
+
+def version_export_zip_file(*, version: DatasetVersion, fmt: str = "openai",
+                            together_format: str = "messages") -> Path:
+    """One JSONL per category + stats.json + report.md, zipped into a temporary file under
+    ARTIFACT_ROOT/tmp/exports (streamed from the database row by row, never held in memory). The caller
+    owns the file and deletes it once it is served."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationFailed(f"Unknown export format `{fmt}` (choose openai or together).", field="format")
+    if together_format not in TOGETHER_FORMATS:
+        raise ValidationFailed(f"Unknown Together format `{together_format}`.", field="together_format")
+    tmp_dir = Path(settings.ARTIFACT_ROOT) / EXPORT_TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"v{version.pk}-", suffix=".zip", dir=tmp_dir)
+    path = Path(name)
+    cats = sorted(version.examples.order_by().values_list("category", flat=True).distinct())
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+            used: set[str] = set()
+            for cat in cats:
+                stem = _safe_filename(cat or "uncategorized")
+                entry, n = f"{stem}.jsonl", 1
+                while entry in used:  # two categories that make the same safe file name
+                    n += 1
+                    entry = f"{stem}-{n}.jsonl"
+                used.add(entry)
+                with zf.open(entry, "w", force_zip64=True) as out:
+                    for line in version_export_lines(version=version, fmt=fmt, category=cat,
+                                                     together_format=together_format):
+                        out.write(line.encode())
+            zf.writestr("stats.json", json.dumps(version.stats, indent=2))
+            zf.writestr("report.md", version_report_text(version))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path

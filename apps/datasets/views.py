@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -197,10 +197,14 @@ def export_view(request, dataset_id: int):
             resp = HttpResponse(services.version_report_text(version), content_type="text/markdown; charset=utf-8")
             resp["Content-Disposition"] = f'attachment; filename="{base}-report.md"'
         elif kind == "categories":
-            data = services.version_export_zip(version=version, fmt=fmt,
-                                               together_format=request.GET.get("together_format", "messages"))
-            resp = HttpResponse(data, content_type="application/zip")
-            resp["Content-Disposition"] = f'attachment; filename="{base}-{fmt}-by-category.zip"'
+            path = services.version_export_zip_file(
+                version=version, fmt=fmt, together_format=request.GET.get("together_format", "messages"))
+            try:
+                fh = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
+            finally:
+                path.unlink(missing_ok=True)  # the open handle keeps the data until the response is closed
+            resp = FileResponse(fh, as_attachment=True, filename=f"{base}-{fmt}-by-category.zip",
+                                content_type="application/zip")
         else:
             split = request.GET.get("split") or None
             lines = services.version_export_lines(version=version, fmt=fmt, split=split,

@@ -100,7 +100,6 @@ def test_export_import_round_trip(member, tmp_path):
 
 
 def test_export_zip_report_and_stats(member, tmp_path):
-    import io
     import zipfile
 
     root = tmp_path / "sc"
@@ -111,8 +110,9 @@ def test_export_zip_report_and_stats(member, tmp_path):
                                                 f"hall number {i} in the {cat} wing of the keep.\n")
     v = services.dataset_import(user=member, name="z", file=str(root))
     assert v.status == "ready" and v.stats["categories"] == {"combat": 6, "roleplay": 6}
-    data = services.version_export_zip(version=v)
-    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    path = services.version_export_zip_file(version=v)
+    names = zipfile.ZipFile(path).namelist()
+    path.unlink()
     assert set(names) == {"combat.jsonl", "roleplay.jsonl", "stats.json", "report.md"}
     assert "## Categories" in services.version_report_text(v)
 
@@ -215,3 +215,72 @@ def test_revalidate_for_another_target(member, client):
     client.force_login(member)
     r = client.post(f"/datasets/versions/{v1.pk}/fix/", {"fix": "target:openai"})
     assert r.status_code == 302 and DatasetVersion.objects.filter(dataset=v1.dataset, target="openai").exists()
+
+
+def _scenario_folder(root, cats=("combat", "role play", "role_play"), n=5):
+    for cat in cats:
+        (root / cat).mkdir(parents=True)
+        for i in range(n):
+            (root / cat / f"{i}.md").write_text(f"# USER\nI look around room {cat} {i}.\n\n# DM\nYou see a dusty "
+                                                f"hall number {i} in the {cat} wing of the old keep.\n")
+    return root
+
+
+def test_category_zip_is_streamed_from_a_temp_file_and_round_trips(member, client, tmp_path, settings):
+    import zipfile
+
+    from django.http import FileResponse
+
+    # "role play" and "role_play" make the same safe file name: both are kept
+    v = services.dataset_import(user=member, name="zrt", file=str(_scenario_folder(tmp_path / "sc")))
+    assert v.status == "ready" and v.example_count == 15
+    client.force_login(member)
+    r = client.get(f"/datasets/{v.dataset_id}/export/?version={v.pk}&kind=categories&format=openai")
+    assert r.status_code == 200 and isinstance(r, FileResponse)
+    assert r["Content-Type"] == "application/zip"
+    assert f'filename="dataset-{v.dataset_id}-v{v.number}-openai-by-category.zip"' in r["Content-Disposition"]
+    tmp_dir = settings.ARTIFACT_ROOT / services.EXPORT_TMP_DIR
+    assert tmp_dir.is_dir() and not any(tmp_dir.iterdir())  # the temp file is gone (the open handle serves it)
+    data = b"".join(r.streaming_content)
+    r.close()
+    assert int(r["Content-Length"]) == len(data)
+    out = tmp_path / "export.zip"
+    out.write_bytes(data)
+    zf = zipfile.ZipFile(out)
+    assert set(zf.namelist()) == {"combat.jsonl", "role_play.jsonl", "role_play-2.jsonl", "stats.json", "report.md"}
+    assert json.loads(zf.read("stats.json"))["categories"] == v.stats["categories"]
+    # every category file imports back to exactly the examples of that category
+    by_cat = {}
+    for e in v.examples.all():
+        by_cat.setdefault(e.category, []).append(e.content_hash)
+    got = []
+    for entry in ("combat.jsonl", "role_play.jsonl", "role_play-2.jsonl"):
+        p = tmp_path / entry
+        p.write_bytes(zf.read(entry))
+        back = services.dataset_import(user=member, name=f"back {entry}", file=str(p))
+        assert back.status == "ready" and back.example_count == 5
+        got.append(sorted(back.examples.values_list("content_hash", flat=True)))
+    assert sorted(got) == sorted(sorted(h) for h in by_cat.values())
+
+
+def test_category_zip_bad_format_leaves_no_temp_file(member, client, tmp_path, settings):
+    v = services.dataset_import(user=member, name="zbad", file=str(_scenario_folder(tmp_path / "sc", cats=("a",))))
+    with pytest.raises(services.ValidationFailed):
+        services.version_export_zip_file(version=v, fmt="martian")
+    client.force_login(member)
+    r = client.get(f"/datasets/{v.dataset_id}/export/?version={v.pk}&kind=categories&format=martian")
+    assert r.status_code == 302
+    tmp_dir = settings.ARTIFACT_ROOT / services.EXPORT_TMP_DIR
+    assert not tmp_dir.exists() or not any(tmp_dir.iterdir())
+
+
+def test_category_zip_failure_midway_removes_the_temp_file(member, tmp_path, settings, monkeypatch):
+    v = services.dataset_import(user=member, name="zmid", file=str(_scenario_folder(tmp_path / "sc")))
+
+    def boom(**kw):
+        yield '{"messages": []}\n'
+        raise RuntimeError("database went away")
+    monkeypatch.setattr(services, "version_export_lines", boom)
+    with pytest.raises(RuntimeError):
+        services.version_export_zip_file(version=v)
+    assert not any((settings.ARTIFACT_ROOT / services.EXPORT_TMP_DIR).iterdir())
