@@ -210,6 +210,42 @@ def _token_lengths(tokenizer_path: str | None, examples: list[dict]) -> list[int
     return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
+def _stored_token_stats(version, *, base_model, tokenizer_path: str | None, max_len: int) -> dict | None:
+    """Aggregates of the per-example token counts the datasets app stored at import (train split), when
+    they were made with this run's tokenizer and chat template: the version was counted with the same
+    base model and the run tokenizes with that base model's own folder (not a continued full model's
+    copy). None when they were not, or when some example has no count: the caller then tokenizes."""
+    from django.db.models import Count, Max, Q, Sum, Value
+    from django.db.models.functions import Least
+
+    if base_model is None or not tokenizer_path or str(tokenizer_path) != str(base_model.path):
+        return None
+    counted_with = ((version.stats or {}).get("tokens") or {}).get("base_model")
+    if not counted_with or counted_with != base_model.pk:
+        return None
+    agg = version.examples.filter(split="train").aggregate(
+        examples=Count("pk"), counted=Count("token_count"), longest=Max("token_count"),
+        too_long=Count("pk", filter=Q(token_count__gt=max_len)),
+        capped=Sum(Least("token_count", Value(max_len))))
+    if agg["examples"] != agg["counted"]:
+        return None
+    return {"examples": agg["examples"], "too_long": agg["too_long"], "longest": agg["longest"] or 0,
+            "tokens": agg["capped"] or 0}
+
+
+def _token_stats(version, *, base_model, tokenizer_path: str | None, max_len: int) -> dict:
+    """{examples, too_long, longest, tokens (each capped at max_len)} of a version's train split: from the
+    stored counts when they match the run's tokenizer, else by tokenizing every example now."""
+    stored = _stored_token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
+    if stored is not None:
+        return {**stored, "source": "stored"}
+    train, _ = version_examples(version)
+    lengths = _token_lengths(tokenizer_path, train)
+    return {"examples": len(lengths), "too_long": sum(1 for n in lengths if n > max_len),
+            "longest": max(lengths, default=0), "tokens": sum(min(n, max_len) for n in lengths),
+            "source": "tokenized" if tokenizer_path else "approximate"}
+
+
 def _clean_remote_hyperparameters(method: str, hp: dict, *, errors: list[dict]) -> dict:
     """Remote (Together.ai) runs: the backend owns the meaning of the hyperparameters."""
     from apps.training.backends.together import together_check_configured, together_job_request
@@ -246,20 +282,20 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
     max_len = int(hp.get("max_seq_len", 512))
     eff_batch = int(hp.get("batch_size", 4)) * int(hp.get("grad_accum", 1))
     total_steps, total_tokens, processed, too_long, longest = 0, 0, 0.0, 0, 0
+    sources = set()
     for version, stage_hp in stages:
-        train, _ = version_examples(version)
-        lengths = _token_lengths(tokenizer_path, train)
-        too_long += sum(1 for n in lengths if n > max_len)
-        longest = max([longest] + lengths)
-        capped = [min(n, max_len) for n in lengths]
-        tokens = sum(capped)
-        per_epoch = max(1, math.ceil(len(capped) / eff_batch)) if capped else 0
+        st = _token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
+        sources.add(st["source"])
+        too_long += st["too_long"]
+        longest = max(longest, st["longest"])
+        n_examples, tokens = st["examples"], st["tokens"]
+        per_epoch = max(1, math.ceil(n_examples / eff_batch)) if n_examples else 0
         max_steps = int(stage_hp.get("max_steps") or hp.get("max_steps") or 0)
         epochs = float(stage_hp.get("epochs") or hp.get("epochs") or 1.0)
         steps = max_steps if max_steps > 0 else math.ceil(per_epoch * epochs)
         total_steps += steps
         total_tokens += tokens
-        avg = tokens / len(capped) if capped else 0
+        avg = tokens / n_examples if n_examples else 0
         processed += steps * eff_batch * avg
     base_id = base_model.pk if base_model is not None else None
     tps = tokens_per_second(base_id)
@@ -280,6 +316,8 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
         "parameters": params,
         "examples_too_long": too_long,
         "longest_example_tokens": longest,
+        # where the token counts came from: stored at import, tokenized now, or approximated (chars/3.5)
+        "token_counts": ",".join(sorted(sources)),
     }
 
 
