@@ -299,6 +299,43 @@ def version_heartbeat(*, version_id: int, worker: str | None = None) -> None:
                                   worker=worker or worker_id()).update(heartbeat_at=timezone.now())
 
 
+HEARTBEAT_EVERY_S = 30.0
+
+
+class _Heartbeat:
+    """Beats every `every_s` s from a thread (its own database connection, so the beat is committed even
+    while an inline import holds its transaction open) so that a silent phase (reading a big file,
+    loading a tokenizer, one long transaction) is never taken for a dead holder on another machine."""
+
+    def __init__(self, version_id: int, worker: str, every_s: float | None = None):
+        import threading
+
+        self.version_id, self.worker = version_id, worker
+        self.every_s = HEARTBEAT_EVERY_S if every_s is None else every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"heartbeat-import-{version_id}", daemon=True)
+
+    def _loop(self) -> None:
+        from django.db import close_old_connections
+
+        try:
+            while not self.stop.wait(self.every_s):
+                try:
+                    version_heartbeat(version_id=self.version_id, worker=self.worker)
+                except Exception:  # pragma: no cover - a missed beat is not fatal
+                    log.warning("heartbeat for dataset version %s failed", self.version_id, exc_info=True)
+        finally:
+            close_old_connections()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
 def _fail_interrupted(version: DatasetVersion, error: str) -> None:
     Example.objects.filter(version=version).delete()
     version.status = DatasetVersion.Status.FAILED
@@ -390,7 +427,7 @@ def version_process(*, version_id: int, atomic: bool = True) -> DatasetVersion:
     try:
         if counter is None:
             log.info("no tokenizer available: token counts skipped for version %s", version.pk)
-        with (transaction.atomic() if atomic else contextlib.nullcontext()):
+        with _Heartbeat(version.pk, worker), (transaction.atomic() if atomic else contextlib.nullcontext()):
             result = validate_path(path, target=version.target, counter=counter, format=version.format or None,
                                    display=version.source_name, columns=columns, split_ratio=version.split_ratio,
                                    base_model_id=version.base_model_id or None, on_batch=on_batch,

@@ -6,6 +6,7 @@ import sys
 from datetime import timedelta
 
 import dramatiq
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
@@ -163,3 +164,22 @@ def test_worker_boot_middleware_reconciles(member, django_capture_on_commit_call
 def test_inline_import_records_holder(member):
     v = services.dataset_import(user=member, name="inline", file=_file(good_rows(12)))
     assert v.status == "ready" and v.worker == services.worker_id()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_heartbeat_thread_beats_while_the_import_works(member):
+    import time
+
+    v = services.dataset_import(user=member, name="hb", file=_file(good_rows(5)), background=True)
+    old = timezone.now() - timedelta(hours=1)
+    DatasetVersion.objects.filter(pk=v.pk).update(worker=services.worker_id(), heartbeat_at=old)
+    with services._Heartbeat(v.pk, services.worker_id(), every_s=0.05):
+        time.sleep(0.4)
+    v.refresh_from_db()
+    assert v.heartbeat_at > old + timedelta(minutes=59)
+    # another holder's beat does not touch it
+    DatasetVersion.objects.filter(pk=v.pk).update(heartbeat_at=old)
+    with services._Heartbeat(v.pk, "elsewhere:1", every_s=0.05):
+        time.sleep(0.2)
+    v.refresh_from_db()
+    assert v.heartbeat_at == old
