@@ -12,6 +12,10 @@ _FIELD_MAP = {"dataset_version_id": "dataset_version", "dataset_id": "dataset_ve
               "parent_version_id": "parent_version"}
 
 
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _opt_int(**kw):
     return forms.IntegerField(required=False, **kw)
 
@@ -31,8 +35,8 @@ class RunForm(forms.Form):
     remote_model = forms.CharField(required=False, label="Remote model (Together)")
     max_steps = _opt_int(label="Max steps (0 = by epochs)")
     epochs = _opt_float()
-    learning_rate = _opt_float(label="Learning rate (empty = method default)")
-    batch_size = _opt_int(initial=4)
+    learning_rate = _opt_float(label="Learning rate")
+    batch_size = _opt_int()
     grad_accum = _opt_int(label="Gradient accumulation")
     max_seq_len = _opt_int(label="Max sequence length")
     lora_r = _opt_int(label="LoRA r")
@@ -41,7 +45,7 @@ class RunForm(forms.Form):
     target_modules = forms.CharField(required=False, label="LoRA target modules", initial="all-linear")
     warmup_ratio = _opt_float()
     weight_decay = _opt_float()
-    lr_scheduler = forms.ChoiceField(required=False, choices=[("", "default (cosine)"), ("cosine", "cosine"),
+    lr_scheduler = forms.ChoiceField(required=False, choices=[("", "default"), ("cosine", "cosine"),
                                                               ("linear", "linear"), ("constant", "constant"),
                                                               ("constant_with_warmup", "constant with warmup")])
     gradient_checkpointing = forms.BooleanField(required=False)
@@ -52,6 +56,11 @@ class RunForm(forms.Form):
     eval_prompts = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
                                    label="Evaluation prompts (one per line)")
     allow_truncation = forms.BooleanField(required=False, label="Accept truncation of too-long examples")
+
+    # hyperparameter inputs that show the effective default as their placeholder (empty = that default)
+    PLACEHOLDER_FIELDS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_accum", "max_seq_len",
+                          "lora_r", "lora_alpha", "lora_dropout", "warmup_ratio", "weight_decay", "save_steps",
+                          "save_total_limit", "vocab_size")
 
     def __init__(self, *args, versions=(), base_models=(), model_versions=(), sizes=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,6 +76,49 @@ class RunForm(forms.Form):
                 label=f"Stage {i + 1} dataset version")
             self.fields[f"stage{i}_epochs"] = _opt_float(label=f"Stage {i + 1} epochs")
         self.fields["stage0_epochs"] = _opt_float(label="Stage 1 epochs (pipelines)")
+        self._defaults_table(base_models, model_versions)
+
+    def _defaults_table(self, base_models, model_versions) -> None:
+        """Effective defaults per (base model, method, continuing), from the same function run_create uses;
+        the page's script switches placeholders with the choices, the server renders the current ones."""
+        from apps.training.services import run_default_hyperparameters
+
+        by_id = {b.pk: b for b in base_models}
+        table: dict[str, dict[str, str]] = {}
+        for bm_id in [""] + list(by_id):
+            for method in TrainingRun.Method.values:
+                for continuing in ((False, True) if method != "scratch" else (False,)):
+                    hp = run_default_hyperparameters(method=method, base_model=by_id.get(bm_id),
+                                                     continuing=continuing)
+                    table[f"{bm_id}|{method}|{int(continuing)}"] = {
+                        k: _shown(hp[k]) for k in self.PLACEHOLDER_FIELDS if k in hp}
+        self.defaults_table = table
+        self.parent_base_models = {str(m.pk): m.base_model_id or "" for m in model_versions}
+        sched = run_default_hyperparameters(method="lora")["lr_scheduler"]
+        self.fields["lr_scheduler"].choices = [("", f"default ({sched})")] + self.fields["lr_scheduler"].choices[1:]
+        for name in self.PLACEHOLDER_FIELDS:
+            self.fields[name].widget.attrs["data-default-of"] = name
+        current = self.current_defaults()
+        for name in self.PLACEHOLDER_FIELDS:
+            self.fields[name].widget.attrs["placeholder"] = current.get(name, "")
+
+    def _value(self, name):
+        if self.is_bound:
+            return self.data.get(name) or ""
+        value = self.initial.get(name, self.fields[name].initial)
+        if value in (None, "") and getattr(self.fields[name], "choices", None):
+            value = list(self.fields[name].choices)[0][0]  # what the browser shows selected
+        return "" if value is None else str(value)
+
+    def current_defaults(self) -> dict[str, str]:
+        """Placeholders for the chosen method, base model (a continued version's own) and backend."""
+        if self._value("backend") == TrainingRun.Backend.TOGETHER:
+            return {}  # the remote provider applies its own defaults
+        method = self._value("method") or "lora"
+        parent = self._value("parent_version")
+        bm = self.parent_base_models.get(parent, "") if parent else self._value("base_model")
+        key = f"{bm}|{method}|{int(bool(parent) and method != 'scratch')}"
+        return self.defaults_table.get(key) or self.defaults_table.get(f"|{method}|0", {})
 
     HP_FIELDS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_accum", "max_seq_len", "lora_r",
                  "lora_alpha", "lora_dropout", "target_modules", "warmup_ratio", "weight_decay", "lr_scheduler",

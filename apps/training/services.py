@@ -149,6 +149,14 @@ def _clean_hyperparameters(method: str, hp: dict, *, base_model, continuing: boo
     return out
 
 
+def run_default_hyperparameters(*, method: str, base_model=None, continuing: bool = False) -> dict:
+    """The hyperparameters a local run gets when the user leaves them empty (exactly what run_create
+    stores): per-method learning rate (lower when continuing), max_seq_len capped by the base model's
+    context, LoRA settings for lora, size/vocabulary for scratch. Shown as the new-run form's placeholders."""
+    return _clean_hyperparameters(method, {}, base_model=None if method == "scratch" else base_model,
+                                  continuing=continuing and method != "scratch", errors=[])
+
+
 def _dataset_version(*, dataset_version_id=None, dataset_id=None, field="dataset_version_id"):
     from apps.datasets.models import Dataset, DatasetVersion
 

@@ -1,5 +1,6 @@
-"""The run page's script in a real browser (Debian's chromium through Playwright), with the websocket
-mocked: a page loaded while the run was queued follows the live status events."""
+"""The dashboard's page scripts in a real browser (Debian's chromium through Playwright), the HTML rendered
+by Django's test client and the websocket mocked: a run page loaded while the run was queued follows the
+live status events; the new-run form's placeholders follow the chosen method."""
 from __future__ import annotations
 
 import mimetypes
@@ -92,3 +93,19 @@ def test_queue_position_follows_the_snapshot_while_queued(client, member, qa_ver
     ])
     page.wait_for_function("() => document.getElementById('queue-position').textContent.includes('3')")
     assert page.inner_text("#queue-position").strip() == "Position 3 in the GPU queue"
+
+
+def test_new_run_placeholders_follow_the_method_select(client, member, qa_version, tiny_base_model, page_for):
+    client.force_login(member)
+    html = client.get(f"/runs/new/?dataset_version={qa_version.pk}").content.decode()
+    page = page_for(html, "/runs/new/", [])
+    lr = "#run-form input[name=learning_rate]"
+    assert page.get_attribute(lr, "placeholder") == "0.0002"
+    page.select_option("select[name=method]", "full")
+    assert page.get_attribute(lr, "placeholder") == "2e-05"
+    assert page.get_attribute("#run-form input[name=lora_r]", "placeholder") == ""
+    page.select_option("select[name=method]", "scratch")
+    assert page.get_attribute(lr, "placeholder") == "0.001"
+    assert page.get_attribute("#run-form input[name=max_seq_len]", "placeholder") == "512"
+    page.select_option("select[name=backend]", "together")
+    assert page.get_attribute(lr, "placeholder") == ""

@@ -91,3 +91,65 @@ def test_run_page_shows_no_queue_position_once_started(logged_in, member, qa_ver
     TrainingRun.objects.filter(pk=run.pk).update(status="running")
     html = logged_in.get(f"/runs/{run.pk}/").content.decode()
     assert '<p class="badge" id="queue-position"' not in html and "Position 1" not in html
+
+
+def _placeholders(html: str) -> dict[str, str]:
+    import re
+
+    out = {}
+    for tag in re.findall(r"<input[^>]*data-default-of[^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag).group(1)
+        ph = re.search(r'placeholder="([^"]*)"', tag)
+        out[name] = ph.group(1) if ph else ""
+    return out
+
+
+def test_new_run_form_shows_effective_defaults_as_placeholders(logged_in, qa_version, tiny_base_model):
+    from apps.training.forms import _shown
+
+    html = logged_in.get(f"/runs/new/?dataset_version={qa_version.pk}").content.decode()
+    ph = _placeholders(html)
+    # lora on the tiny model (context 256): the method's learning rate, max_seq_len capped by the context
+    assert ph["learning_rate"] == "0.0002" and ph["max_seq_len"] == "256"
+    assert ph["lora_r"] == "8" and ph["lora_alpha"] == "16" and ph["lora_dropout"] == "0.05"
+    assert ph["epochs"] == "1" and ph["save_steps"] == "50" and ph["batch_size"] == "4"
+    assert 'id="run-defaults"' in html and "default (cosine)" in html
+    # empty inputs = exactly those values
+    r = logged_in.post("/runs/new/", {"dataset_version": qa_version.pk, "method": "lora", "base_model": "tiny",
+                                      "backend": "local", "action": "create"})
+    assert r.status_code == 302
+    hp = TrainingRun.objects.get().hyperparameters
+    for name, shown in ph.items():
+        if shown:
+            assert _shown(hp[name]) == shown, name
+
+
+def test_placeholders_follow_the_chosen_method(logged_in, qa_version, tiny_base_model):
+    post = {"dataset_version": qa_version.pk, "base_model": "tiny", "backend": "local", "action": "estimate"}
+    full = _placeholders(logged_in.post("/runs/new/", {**post, "method": "full"}, HTTP_HX_REQUEST="true")
+                         .content.decode())
+    assert full["learning_rate"] == "2e-05" and full["lora_r"] == ""
+    scratch = _placeholders(logged_in.post("/runs/new/", {**post, "method": "scratch"}, HTTP_HX_REQUEST="true")
+                            .content.decode())
+    assert scratch["learning_rate"] == "0.001" and scratch["vocab_size"] == "2000" and scratch["max_seq_len"] == "512"
+    remote = _placeholders(logged_in.post("/runs/new/", {**post, "method": "lora", "backend": "together"},
+                                          HTTP_HX_REQUEST="true").content.decode())
+    assert set(remote.values()) == {""}  # the remote provider applies its own defaults
+
+
+def test_placeholders_of_a_continued_version(logged_in, qa_version, tiny_base_model, tiny_model_dir):
+    from apps.registry.services import model_version_register
+
+    full = model_version_register(name="full", kind="full", base_model=tiny_base_model, source_dir=tiny_model_dir)
+    html = logged_in.get(f"/runs/new/?dataset_version={qa_version.pk}&parent_version={full.pk}").content.decode()
+    ph = _placeholders(html)
+    assert ph["learning_rate"] == "0.0001"  # lora default, halved when continuing
+    r = logged_in.post("/runs/new/", {"dataset_version": qa_version.pk, "method": "full", "base_model": "tiny",
+                                      "parent_version": full.pk, "backend": "local", "action": "estimate"},
+                       HTTP_HX_REQUEST="true")
+    ph = _placeholders(r.content.decode())
+    assert ph["learning_rate"] == "1e-05" and ph["max_seq_len"] == "256"
+    r = logged_in.post("/runs/new/", {"dataset_version": qa_version.pk, "method": "full", "base_model": "tiny",
+                                      "parent_version": full.pk, "backend": "local", "action": "create"})
+    assert r.status_code == 302
+    assert f'{TrainingRun.objects.get().hyperparameters["learning_rate"]:g}' == "1e-05"
