@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from dramatiq.middleware import Middleware
+
+from workers.boot import BootReconciler, install
 
 log = logging.getLogger(__name__)
 
@@ -25,28 +26,17 @@ def import_dataset_version(version_id: int) -> None:
     version_process(version_id=version_id, atomic=False)
 
 
-class ImportReconciler(Middleware):
+def _reconcile_imports():
+    from apps.datasets.services import version_reconcile_imports
+
+    return version_reconcile_imports()
+
+
+class ImportReconciler(BootReconciler):
     """On worker boot: imports left `importing` by a dead worker are queued again or failed."""
 
-    def after_worker_boot(self, broker, worker):
-        try:
-            import django
-            from django.apps import apps as django_apps
-
-            if not django_apps.ready:  # pragma: no cover
-                django.setup()
-            from apps.datasets.services import version_reconcile_imports
-
-            for version_id, action in version_reconcile_imports():
-                log.warning("dataset version %s left importing by a dead worker: %s", version_id, action)
-        except Exception:  # never keep a worker from starting
-            log.exception("import reconciliation failed")
+    def __init__(self):
+        super().__init__("dataset version", _reconcile_imports)
 
 
-def _install_reconciler() -> None:
-    broker = dramatiq.get_broker()
-    if not any(isinstance(m, ImportReconciler) for m in broker.middleware):
-        broker.add_middleware(ImportReconciler())
-
-
-_install_reconciler()
+install(ImportReconciler)

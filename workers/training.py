@@ -16,7 +16,9 @@ import traceback
 from pathlib import Path
 
 import dramatiq
-from dramatiq.middleware import Middleware
+
+from apps.core import liveness
+from workers.boot import BootReconciler, install
 
 log = logging.getLogger(__name__)
 
@@ -105,39 +107,11 @@ def build_job(run, *, evaluate: bool = True):
                base_model_path=base_path, adapter_path=adapter_path, evaluate=evaluate)
 
 
-class Heartbeat:
-    """Beats every `every_s` seconds in a thread while the engine works, so a run in a silent phase
-    (tokenizing, a long step, evaluation) is never taken for dead by a worker on another machine."""
+def Heartbeat(run_id: int, every_s: float = 30.0) -> liveness.Heartbeat:
+    """Beats for `run_id` while the engine works (tokenizing, a long step, evaluation)."""
+    from apps.training.services import run_heartbeat
 
-    def __init__(self, run_id: int, every_s: float = 30.0):
-        import threading
-
-        self.run_id = run_id
-        self.every_s = every_s
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name=f"heartbeat-run-{run_id}", daemon=True)
-
-    def _loop(self) -> None:
-        from django.db import close_old_connections
-
-        from apps.training.services import run_heartbeat
-
-        try:
-            while not self.stop.wait(self.every_s):
-                try:
-                    run_heartbeat(run_id=self.run_id)
-                except Exception:  # pragma: no cover - a missed beat is not fatal
-                    log.warning("heartbeat for run %s failed", self.run_id, exc_info=True)
-        finally:
-            close_old_connections()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=5)
+    return liveness.Heartbeat(lambda: run_heartbeat(run_id=run_id), every_s=every_s, name=f"heartbeat-run-{run_id}")
 
 
 def execute_run(run_id: int) -> str:
@@ -201,28 +175,17 @@ def reconcile_runs() -> None:
         log.warning("run %s left running by a dead worker: %s", run_id, action)
 
 
-class RunReconciler(Middleware):
+def _reconcile_runs():
+    from apps.training.services import run_reconcile
+
+    return run_reconcile()
+
+
+class RunReconciler(BootReconciler):
     """On worker boot: runs left `running` by a dead worker resume from their checkpoint or fail."""
 
-    def after_worker_boot(self, broker, worker):
-        try:
-            import django
-            from django.apps import apps as django_apps
-
-            if not django_apps.ready:  # pragma: no cover
-                django.setup()
-            from apps.training.services import run_reconcile
-
-            for run_id, action in run_reconcile():
-                log.warning("run %s left running by a dead worker: %s", run_id, action)
-        except Exception:  # never keep a worker from starting
-            log.exception("run reconciliation failed")
+    def __init__(self):
+        super().__init__("run", _reconcile_runs)
 
 
-def _install_reconciler() -> None:
-    broker = dramatiq.get_broker()
-    if not any(isinstance(m, RunReconciler) for m in broker.middleware):
-        broker.add_middleware(RunReconciler())
-
-
-_install_reconciler()
+install(RunReconciler)

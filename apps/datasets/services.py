@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -25,6 +24,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.core import liveness
+from apps.core.liveness import worker_id
 from apps.core.exceptions import Conflict, NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed
 from apps.datasets.formats import FORMATS, TARGETS
 from apps.datasets.models import Dataset, DatasetVersion, Example
@@ -248,33 +249,8 @@ def _finish(version: DatasetVersion, result, *, source_examples=None) -> Dataset
     return version
 
 
-def worker_id() -> str:
-    """This process, as recorded on the imports it holds ("host:pid")."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _same_host(worker: str) -> bool:
-    return ":" in worker and worker.rsplit(":", 1)[0] == socket.gethostname()
-
-
-def _pid_alive(worker: str) -> bool:
-    try:
-        os.kill(int(worker.rsplit(":", 1)[1]), 0)
-    except (ProcessLookupError, ValueError, IndexError):
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def _holder_dead(version: DatasetVersion, *, stale_after_s: float) -> bool:
-    """Same host: the holder's pid is gone. Another host: no heartbeat for `stale_after_s`."""
-    if not version.worker:
-        return False
-    if _same_host(version.worker):
-        return not _pid_alive(version.worker)
-    last = version.heartbeat_at
-    return last is None or (timezone.now() - last).total_seconds() > stale_after_s
+    return liveness.holder_dead(version.worker, version.heartbeat_at, stale_after_s=stale_after_s)
 
 
 def version_claim(*, version_id: int, worker: str | None = None) -> DatasetVersion | None:
@@ -302,38 +278,11 @@ def version_heartbeat(*, version_id: int, worker: str | None = None) -> None:
 HEARTBEAT_EVERY_S = 30.0
 
 
-class _Heartbeat:
-    """Beats every `every_s` s from a thread (its own database connection, so the beat is committed even
-    while an inline import holds its transaction open) so that a silent phase (reading a big file,
-    loading a tokenizer, one long transaction) is never taken for a dead holder on another machine."""
-
-    def __init__(self, version_id: int, worker: str, every_s: float | None = None):
-        import threading
-
-        self.version_id, self.worker = version_id, worker
-        self.every_s = HEARTBEAT_EVERY_S if every_s is None else every_s
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name=f"heartbeat-import-{version_id}", daemon=True)
-
-    def _loop(self) -> None:
-        from django.db import close_old_connections
-
-        try:
-            while not self.stop.wait(self.every_s):
-                try:
-                    version_heartbeat(version_id=self.version_id, worker=self.worker)
-                except Exception:  # pragma: no cover - a missed beat is not fatal
-                    log.warning("heartbeat for dataset version %s failed", self.version_id, exc_info=True)
-        finally:
-            close_old_connections()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=5)
+def _Heartbeat(version_id: int, worker: str, every_s: float | None = None) -> liveness.Heartbeat:
+    """Beats for an import (also while an inline import holds its transaction open)."""
+    return liveness.Heartbeat(lambda: version_heartbeat(version_id=version_id, worker=worker),
+                              every_s=HEARTBEAT_EVERY_S if every_s is None else every_s,
+                              name=f"heartbeat-import-{version_id}")
 
 
 def _fail_interrupted(version: DatasetVersion, error: str) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
-import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core import liveness
+from apps.core.liveness import worker_id
 from apps.core.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from apps.core.realtime import broadcast, broadcast_on_commit, run_group
 from apps.training.models import Checkpoint, MetricPoint, TrainingRun
@@ -537,29 +537,6 @@ def run_request_cancel(*, user, run_id: int) -> TrainingRun:
 # used by the worker
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _worker_alive(worker: str | None) -> bool:
-    if not worker or ":" not in worker:
-        return False
-    host, pid = worker.rsplit(":", 1)
-    if host != socket.gethostname():
-        return True  # another machine: trust the heartbeat instead
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _heartbeat_stale(run: TrainingRun) -> bool:
-    return run.heartbeat_at is None or (timezone.now() - run.heartbeat_at).total_seconds() > HEARTBEAT_STALE_S
-
-
 def run_claim(*, run_id: int, worker: str | None = None) -> TrainingRun | None:
     """Atomically take a run for this worker. Returns None when there is nothing to do (finished,
     cancelled, or running in a live worker): re-delivered messages are harmless."""
@@ -575,7 +552,7 @@ def run_claim(*, run_id: int, worker: str | None = None) -> TrainingRun | None:
             return None
         if run.status == TrainingRun.Status.RUNNING:
             owner = (run.summary or {}).get("worker")
-            if owner != worker and _worker_alive(owner) and not _heartbeat_stale(run):
+            if owner != worker and liveness.pid_alive(owner) and not liveness.heartbeat_stale(run.heartbeat_at, HEARTBEAT_STALE_S):
                 return None
             if run.cancel_requested:  # its worker died after the cancel: nothing left to stop
                 _finish(run, TrainingRun.Status.CANCELLED, summary={"stopped_at": run.current_step})
@@ -732,10 +709,9 @@ def run_reconcile(*, stale_after_s: int | None = None) -> list[tuple[int, str]]:
         owner = (run.summary or {}).get("worker")
         if owner == worker_id():
             continue
-        same_host = bool(owner) and owner.rsplit(":", 1)[0] == socket.gethostname()
-        stale = run.heartbeat_at is None or (
-            timezone.now() - run.heartbeat_at).total_seconds() > (stale_after_s or HEARTBEAT_STALE_S)
-        gone = not _worker_alive(owner) if same_host else stale
+        stale_s = stale_after_s or HEARTBEAT_STALE_S
+        gone = (liveness.holder_dead(owner, run.heartbeat_at, stale_after_s=stale_s) if owner
+                else liveness.heartbeat_stale(run.heartbeat_at, stale_s))
         if not gone:
             continue
         has_ckpt = any((settings.ARTIFACT_ROOT / c.path).is_dir()
