@@ -79,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{env['HUB_HOST']}:{env['HUB_PORT']}"
     try:
         if wait_http(f"{url}/healthz", args.ready_timeout, honcho):
-            print(f"\n[launcher] Training Hub is ready at {url}/  (Ctrl-C stops everything)\n", flush=True)
+            pw_file = data_dir / "admin_password"
+            # The first-run password goes to an interactive terminal only, never into a captured log.
+            login = ""
+            if pw_file.exists():
+                shown = pw_file.read_text().strip() if sys.stdout.isatty() else "<see the file>"
+                login = f"  log in as admin / {shown}  (password kept in {pw_file})\n"
+            print(f"\n[launcher] Training Hub is ready at {url}/  (Ctrl-C stops everything)\n{login}", flush=True)
         elif honcho.poll() is None:
             print(f"[launcher] the dashboard did not answer at {url} within {args.ready_timeout:.0f}s; "
                   "see the process output above", flush=True)
