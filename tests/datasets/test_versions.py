@@ -242,7 +242,6 @@ def test_category_zip_is_streamed_from_a_temp_file_and_round_trips(member, clien
     tmp_dir = settings.ARTIFACT_ROOT / services.EXPORT_TMP_DIR
     assert tmp_dir.is_dir() and not any(tmp_dir.iterdir())  # the temp file is gone (the open handle serves it)
     data = b"".join(r.streaming_content)
-    r.close()
     assert int(r["Content-Length"]) == len(data)
     out = tmp_path / "export.zip"
     out.write_bytes(data)
