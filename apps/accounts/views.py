@@ -35,7 +35,6 @@ def api_key_revoke(request, key_id: int):
 @login_required
 def users(request):
     form = UserForm(request.POST or None)
-    error = None
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -47,7 +46,7 @@ def users(request):
                     form.add_error(err["field"] if err.get("field") in form.fields else None, err["message"])
     status = 200 if request.user.is_hub_admin else 403
     return render(request, "accounts/users.html", {
-        "form": form, "users": User.objects.order_by("username"), "error": error,
+        "form": form, "users": User.objects.order_by("username"),
         "roles": User.Role.choices,
     }, status=status)
 
