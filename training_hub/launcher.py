@@ -1,7 +1,9 @@
 """`python -m training_hub.launcher`: start the whole stack (what `make run` ends with).
 
-Starts the embedded Redis when REDIS_URL is unset, then runs every process of the Procfile with
-honcho (web, worker-gpu, worker, inference) and waits until the dashboard answers. Ctrl-C stops all.
+Starts the embedded Redis when REDIS_URL is unset and the embedded PostgreSQL when DATABASE_URL is unset
+(data in $HUB_DATA_DIR/postgres; the Procfile's processes reach the same server through the settings),
+then runs every process of the Procfile with honcho (web, worker-gpu, worker, inference, scheduler) and waits until
+the dashboard answers. Ctrl-C stops all, the embedded servers last.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training_hub import embedded_redis
+    from training_hub import embedded_postgres, embedded_redis
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--procfile", default=str(BASE_DIR / "Procfile"))
@@ -56,6 +58,22 @@ def main(argv: list[str] | None = None) -> int:
     if not env.get("REDIS_URL"):
         redis_proc, env["REDIS_URL"] = embedded_redis.start(data_dir)
         print(f"[launcher] embedded Redis at {env['REDIS_URL']}", flush=True)
+
+    pgdata = None
+    if not env.get("DATABASE_URL"):
+        pgdata = data_dir / "postgres"
+        started = time.monotonic()
+        try:  # registers the launcher as a user of the server: it stops when the last user ends
+            pg_url = embedded_postgres.ensure_running(pgdata)
+        except embedded_postgres.EmbeddedPostgresError as exc:
+            print(f"[launcher] {exc}", file=sys.stderr, flush=True)
+            embedded_redis.stop(redis_proc)
+            return 1
+        print(f"[launcher] embedded PostgreSQL at {pg_url} (data in {pgdata}, "
+              f"ready in {time.monotonic() - started:.2f}s)", flush=True)
+        if (data_dir / "db.sqlite3").exists():
+            print(f"[launcher] note: {data_dir / 'db.sqlite3'} (the default database of earlier versions) is "
+                  f"not used; DATABASE_URL=sqlite:///{data_dir / 'db.sqlite3'} keeps using it", flush=True)
 
     honcho = subprocess.Popen(
         [sys.executable, "-m", "honcho", "-f", args.procfile, "-d", str(BASE_DIR), "start"],
@@ -103,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             honcho.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(honcho.pid, signal.SIGKILL)
+        if pgdata is not None:
+            embedded_postgres.release(pgdata)
         embedded_redis.stop(redis_proc)
 
 
