@@ -1,3 +1,6 @@
+"""The ASGI application: Django behind the request guard (sizes and credentials checked before a body
+is read, training_hub/asgi_guard.py) for HTTP, channels for websockets behind an Origin check that
+compares host and port."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -7,13 +10,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from training_hub.asgi_guard import HostPortOriginValidator, RequestGuard  # noqa: E402
 from training_hub.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "http": RequestGuard(django_asgi_app),
+        "websocket": HostPortOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
