@@ -10,12 +10,12 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup deps migrate base-model run test test-fast test-setup browser bench vendor clean
+.PHONY: help setup deps migrate base-model static run test test-fast test-setup browser bench vendor clean
 
 help:
 	@echo "make run    - set up (first time: a few minutes) and start the whole stack on http://127.0.0.1:$${HUB_PORT:-8000}"
 	@echo "make test   - set up and run the whole test suite"
-	@echo "make setup  - venv, packages, base model, migrations (idempotent)"
+	@echo "make setup  - venv, packages, base model, migrations, static files (idempotent)"
 	@echo "make bench  - run the benchmarks in bench/"
 
 $(PY):
@@ -37,7 +37,15 @@ migrate: deps
 base-model: migrate
 	$(PY) manage.py prepare_base_model
 
-setup: deps migrate base-model
+# Static files for whitenoise: content-hashed copies with gzip and brotli siblings and a manifest, in
+# $HUB_DATA_DIR/staticfiles. Reruns only when a file under static/ or the installed packages changed.
+STATIC_MANIFEST := $(or $(HUB_DATA_DIR),var)/staticfiles/staticfiles.json
+$(STATIC_MANIFEST): $(shell find static -type f) $(VENV)/.deps-stamp
+	$(PY) manage.py collectstatic --noinput -v 0
+
+static: $(STATIC_MANIFEST)
+
+setup: deps migrate base-model static
 
 run: setup
 	$(PY) manage.py ensure_admin
@@ -63,11 +71,11 @@ bench: setup
 
 vendor:
 	@echo "Vendored front-end files and their versions: static/vendor/VERSIONS.txt"
-	cd /tmp && npm pack htmx.org@2.0.11 htmx-ext-ws@2.0.4 plotly.js-dist-min@3.7.0 >/dev/null && \
-	  for f in htmx.org-2.0.11 htmx-ext-ws-2.0.4 plotly.js-dist-min-3.7.0; do mkdir -p $$f && tar xzf $$f.tgz -C $$f; done
+	cd /tmp && npm pack htmx.org@2.0.11 htmx-ext-ws@2.0.4 plotly.js-basic-dist-min@3.7.0 >/dev/null && \
+	  for f in htmx.org-2.0.11 htmx-ext-ws-2.0.4 plotly.js-basic-dist-min-3.7.0; do mkdir -p $$f && tar xzf $$f.tgz -C $$f; done
 	cp /tmp/htmx.org-2.0.11/package/dist/htmx.min.js static/vendor/htmx.min.js
 	cp /tmp/htmx-ext-ws-2.0.4/package/dist/ws.min.js static/vendor/htmx-ext-ws.js
-	cp /tmp/plotly.js-dist-min-3.7.0/package/plotly.min.js static/vendor/plotly.min.js
+	cp /tmp/plotly.js-basic-dist-min-3.7.0/package/plotly-basic.min.js static/vendor/plotly-basic.min.js
 
 clean:
 	rm -rf var .pytest_cache

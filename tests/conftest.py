@@ -1,8 +1,18 @@
-"""Shared fixtures. Area-specific fixtures live in tests/<area>/conftest.py."""
+"""Shared fixtures (rows come from tests/factories.py). Area-specific fixtures live in tests/<area>/conftest.py."""
 from __future__ import annotations
 
 import pytest
 from django.conf import settings
+
+from tests.factories import ApiKeyFactory, UserFactory
+
+
+def pytest_report_header(config):
+    """Say which database the suite runs on (training_hub/test_settings.py: TEST_DATABASE_URL)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "training_hub.embedded_postgres_backend":
+        return f"database: embedded PostgreSQL of this pytest process ({db['EMBEDDED_PGDATA']})"
+    return f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')}"
 
 
 @pytest.fixture(autouse=True)
@@ -16,10 +26,8 @@ def _artifact_root(tmp_path, settings):
 
 @pytest.fixture
 def make_user(db):
-    from apps.accounts.models import User
-
     def _make(username="alice", role="member", password="pw-123456"):
-        return User.objects.create_user(username=username, password=password, role=role)
+        return UserFactory(username=username, password=password, role=role)
 
     return _make
 
@@ -36,16 +44,12 @@ def admin_user(make_user):
 
 @pytest.fixture
 def api_key(member):
-    from apps.accounts.services import api_key_create
-
-    return api_key_create(user=member, name="test").plaintext
+    return ApiKeyFactory(user=member).plaintext
 
 
 @pytest.fixture
 def admin_key(admin_user):
-    from apps.accounts.services import api_key_create
-
-    return api_key_create(user=admin_user, name="test").plaintext
+    return ApiKeyFactory(user=admin_user).plaintext
 
 
 @pytest.fixture

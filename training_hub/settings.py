@@ -34,8 +34,11 @@ TOGETHER_BASE_URL = env_url("TOGETHER_BASE_URL", "https://api.together.xyz/v1", 
 # Fraction held out for validation; the upload form and API accept the same range.
 HUB_VALIDATION_SPLIT = env_float("HUB_VALIDATION_SPLIT", 0.1, min_value=0.0, max_value=0.5)
 HUB_PRICE_OPENAI_PER_MTOK = env_float("HUB_PRICE_OPENAI_PER_MTOK", 3.0, min_value=0.0)
-# Uploads over this size go to the `worker` queue (live progress) instead of being parsed in the request.
-HUB_DATASET_INLINE_MAX_MB = env_int("HUB_DATASET_INLINE_MAX_MB", 8, min_value=0)
+# An upload is parsed in the request only when it is small enough to take about a second at most (and the
+# base model's tokenizer is already loaded in the web process); anything over either limit goes to the
+# `worker` queue, with live progress.
+HUB_DATASET_INLINE_MAX_MB = env_float("HUB_DATASET_INLINE_MAX_MB", 0.25, min_value=0.0)
+HUB_DATASET_INLINE_MAX_ROWS = env_int("HUB_DATASET_INLINE_MAX_ROWS", 2000, min_value=0)
 # Cost estimate for remote fine-tuning, in USD per million billed tokens (tokens x epochs). Together's rate
 # depends on model size and LoRA/full; the default 0.48 is not verified: set yours from together.ai/pricing.
 TOGETHER_PRICE_PER_MTOK = env_float("TOGETHER_PRICE_PER_MTOK", 0.48, min_value=0.0)
@@ -68,6 +71,29 @@ EMBEDDED_REDIS_SOCKET = HUB_DATA_DIR / "redis.sock"
 REDIS_URL = env_url("REDIS_URL", f"unix://{EMBEDDED_REDIS_SOCKET}", ("redis", "rediss", "unix"))
 REDIS_IS_EMBEDDED = env_str("REDIS_URL") is None
 
+# --- request guard, throttling, cache invalidation ------------------------------------------------
+# training_hub/asgi_guard.py refuses bodies from Content-Length before they are read: multipart uploads
+# from a logged-in client over HUB_MAX_UPLOAD_MB, anything else (JSON on /api and /v1, forms, and every
+# body from an anonymous client) over HUB_MAX_BODY_MB. Django's own limit on non-file data follows it.
+HUB_MAX_BODY_MB = env_int("HUB_MAX_BODY_MB", 10, min_value=1)
+# Failed logins and failed API keys (apps/accounts/throttle.py): after this many failures within the
+# window from one IP, or for one username / API key, that IP or account gets 429 until the window ends.
+# 0 turns a check off.
+HUB_THROTTLE_WINDOW_S = env_int("HUB_THROTTLE_WINDOW_S", 300, min_value=1)
+HUB_THROTTLE_FAILURES_PER_IP = env_int("HUB_THROTTLE_FAILURES_PER_IP", 30, min_value=0)
+HUB_THROTTLE_FAILURES_PER_ACCOUNT = env_int("HUB_THROTTLE_FAILURES_PER_ACCOUNT", 10, min_value=0)
+# Redis pub/sub channel on which web processes tell each other to forget cached API keys and routes.
+HUB_INVALIDATION_CHANNEL = env_str("HUB_INVALIDATION_CHANNEL", "hub:invalidate")
+# The throttle counters (shared by every web process).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "hub",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
 # --- Django ------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -80,6 +106,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_dramatiq",
+    "dramatiq_crontab",  # `manage.py crontab`: the scheduler process (periodic job reconciliation)
     "ninja",
     "apps.core",
     "apps.accounts",
@@ -93,6 +120,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.csp.CSPMiddleware",  # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,6 +128,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "apps.core.error_pages.DashboardErrorsMiddleware",  # pages: NUL bytes, ApplicationError -> status page
 ]
 
 ROOT_URLCONF = "training_hub.urls"
@@ -124,11 +153,23 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{HUB_DATA_DIR / 'db.sqlite3'}"), conn_max_age=0
-    )
-}
+# Unset DATABASE_URL: the embedded PostgreSQL (training_hub/embedded_postgres.py), data in
+# $HUB_DATA_DIR/postgres, unix socket only; the first connection of any process starts it.
+# `sqlite:///path` or `postgresql://...` choose another database.
+EMBEDDED_POSTGRES_DIR = HUB_DATA_DIR / "postgres"
+DATABASE_IS_EMBEDDED = env_str("DATABASE_URL") is None
+if DATABASE_IS_EMBEDDED:
+    from training_hub import embedded_postgres
+
+    DATABASES = {"default": embedded_postgres.database_settings(EMBEDDED_POSTGRES_DIR)}
+else:
+    DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL"), conn_max_age=0)}
+# PostgreSQL: keep a process's connection for this many seconds (checked before reuse) instead of opening one
+# per request; 0 closes it after every request.
+HUB_DB_CONN_MAX_AGE = env_int("HUB_DB_CONN_MAX_AGE", 60, min_value=0)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = HUB_DB_CONN_MAX_AGE
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes share the file: WAL + a busy timeout instead of "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -149,11 +190,41 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# `manage.py collectstatic` (run by `make setup`) writes content-hashed copies with gzip and brotli siblings
+# here; whitenoise serves those with a far-future immutable Cache-Control and the encoding the browser
+# accepts. Without a collected manifest (a checkout where collectstatic has not run) pages still work: the
+# storage falls back to the plain names, which whitenoise serves from the finders (uncompressed, 60 s cache).
 STATIC_ROOT = HUB_DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "apps.core.staticfiles.HubStaticFilesStorage"},
+}
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_KEEP_ONLY_HASHED_FILES = True  # the plain names come from the finders; half the compression work
+# Source maps (5 MB in django-ninja's Swagger UI and ReDoc) are fetched only by developer tools: not worth brotli.
+from whitenoise.compress import Compressor as _Compressor  # noqa: E402
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = (*_Compressor.SKIP_COMPRESS_EXTENSIONS, "map")
+
+# --- Content-Security-Policy (django-csp; apps/core/csp.py adds ws:// and wss:// for the request's host) ----
+# No inline script, style or event handler anywhere: page scripts are static/js/*.js, data comes in
+# data-* attributes and json_script blocks, plotly's stylesheet is static/css/plotly.css.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BODY_MB * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 
@@ -177,6 +248,8 @@ DRAMATIQ_BROKER = {
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+# One scheduler among replicas: dramatiq-crontab holds a Redis lock while it runs (workers/periodic.py).
+DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL}
 DRAMATIQ_RESULT_BACKEND = None
 
 LOGGING = {
@@ -189,5 +262,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        "apscheduler": {"level": "WARNING"},  # the scheduler process: no line per 5 s lock refresh
     },
 }

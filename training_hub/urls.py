@@ -1,3 +1,5 @@
+"""The root URLconf. Ids in paths use the `id` converter (ASCII digits, 1..2**63-1) and example
+positions the `index` converter, so a malformed or out-of-range id is a 404 before any view runs."""
 from django.contrib import admin
 from django.urls import include, path
 

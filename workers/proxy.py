@@ -1,10 +1,10 @@
 """Dramatiq actors for the /v1 proxy: request logs are written here, never on the request path."""
 import dramatiq
 
+from apps.proxy.services import request_log_record
+
 
 @dramatiq.actor(queue_name="default", max_retries=5, time_limit=60_000)
 def request_log_write(payload: dict) -> None:
     """Write (or update, for a repeated request id / Idempotency-Key) one RequestLog row."""
-    from apps.proxy.services import request_log_record
-
     request_log_record(payload=payload)

@@ -1,2 +1,3 @@
-"""Discovered by django_dramatiq's `rundramatiq`: importing this registers every actor."""
-from workers import datasets, proxy, together, training  # noqa: F401
+"""Discovered by django_dramatiq's `rundramatiq` (and dramatiq-crontab's `crontab`): importing this
+registers every actor and the periodic schedule."""
+from workers import datasets, periodic, proxy, together, training  # noqa: F401

@@ -10,19 +10,19 @@ import dramatiq
 from django.db import transaction
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from apps.training.backends import together as backend
+
 # Uploads of large exports can take a while; one step never waits on Together for longer than this.
 _STEP_TIME_LIMIT_MS = 30 * 60 * 1000
 
 
 @dramatiq.actor(queue_name="default", max_retries=0, time_limit=_STEP_TIME_LIMIT_MS)
 def together_run(run_id: int) -> None:
-    from apps.training.backends.together import together_run_fail, together_run_step
-
     try:
-        delay_s = together_run_step(run_id=run_id)
+        delay_s = backend.together_run_step(run_id=run_id)
     except TimeLimitExceeded:  # an Interrupt (BaseException): the step's own error handling never saw it
-        together_run_fail(run_id=run_id, error=f"A Together.ai step (upload or status check) took longer than "
-                                               f"{_STEP_TIME_LIMIT_MS // 60000} minutes and was stopped.")
+        backend.together_run_fail(run_id=run_id, error=f"A Together.ai step (upload or status check) took longer "
+                                                       f"than {_STEP_TIME_LIMIT_MS // 60000} minutes and was stopped.")
         raise
     if delay_s is not None:
         delay_ms = max(0, int(delay_s * 1000))

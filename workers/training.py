@@ -1,29 +1,40 @@
 """Dramatiq actors for local training (queue `gpu`, 1 process x 1 thread in production).
 
-The actor is thin: claim the run (idempotent: a finished, cancelled or live-elsewhere run is left
+The actor is thin: claim the run's job (idempotent: a finished, cancelled or live-elsewhere run is left
 alone), build the engine job from the database, run the engine with a reporter that batches metric
-rows and pushes one websocket event about once a second, then record the outcome through services.
+rows and pushes one websocket event about once a second and passes the engine's phases on to the job,
+then record the outcome through services: one line and an error code for users, the traceback only in
+the log.
 
-A worker that dies mid-run is handled by :class:`RunReconciler` when a worker boots (and by
-`python manage.py reconcile_runs`): runs with a checkpoint are queued again and resume from it; the
-others are marked failed, keeping their metrics.
+A worker that dies mid-run is handled by the job reconciler (workers/periodic.py: at worker boot and
+every 30 s; `python manage.py reconcile_runs` by hand): runs with a checkpoint are queued again and
+resume from it; the others are marked failed, keeping their metrics.
 """
 from __future__ import annotations
 
 import logging
 import time
-import traceback
 from pathlib import Path
 
 import dramatiq
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from apps.core import liveness
-from workers.boot import BootReconciler, install
+from apps.datasets.models import DatasetVersion
+from apps.training import services
 
 log = logging.getLogger(__name__)
 
 TIME_LIMIT_MS = 24 * 3600 * 1000
 FLUSH_EVERY_S = 1.0
+
+
+def _drop_broken_connection() -> None:
+    """After a database error: a connection that no longer works is closed (the next query opens a new
+    one); a working one (SQLite was only busy) is kept."""
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
 
 
 class RunReporter:
@@ -40,10 +51,12 @@ class RunReporter:
 
     def report(self, step: int, metrics: dict) -> None:
         if metrics.get("kind") == "resume":
-            from apps.training.services import run_resume_point
-
             self.flush()
-            run_resume_point(run_id=self.run_id, step=step)
+            services.run_resume_point(run_id=self.run_id, step=step)
+            return
+        if metrics.get("kind") == "phase":  # loading, training, saving, evaluating (the engine's own phases)
+            self.flush()
+            services.run_set_phase(run_id=self.run_id, phase=metrics["phase"])
             return
         self.buffer.append((step, metrics))
         self.points += 1
@@ -51,36 +64,40 @@ class RunReporter:
             self.flush()
 
     def flush(self) -> None:
-        from apps.training.services import run_progress_record
-
+        """Write the buffered points in one short transaction. A database that is busy or unreachable
+        for longer than its timeout (SQLite: "database is locked") never fails the run: the points stay
+        buffered and go with the next flush."""
         if not self.buffer:
             return
-        points, self.buffer = self.buffer, []
+        points = self.buffer
         total = next((m.get("total_steps") for _, m in reversed(points) if m.get("total_steps")), self.total_steps)
-        run_progress_record(run_id=self.run_id, points=points, total_steps=total)
         self.last_flush = time.monotonic()
+        try:
+            services.run_progress_record(run_id=self.run_id, points=points, total_steps=total)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("run %s: %d progress points not written yet (%s); kept for the next flush",
+                        self.run_id, len(points), exc)
+            _drop_broken_connection()
+            return
+        self.buffer = []
 
     def should_stop(self) -> bool:
-        from apps.training.services import run_should_stop
-
         if not self.cancel:
-            self.cancel = run_should_stop(run_id=self.run_id)
+            try:
+                self.cancel = services.run_should_stop(run_id=self.run_id)
+            except (OperationalError, InterfaceError) as exc:  # asked again at the next step
+                log.warning("run %s: cancel check failed (%s)", self.run_id, exc)
+                _drop_broken_connection()
         return self.cancel
 
     def on_checkpoint(self, step: int, path: str, metrics: dict) -> None:
-        from apps.training.services import checkpoint_record
-
         self.flush()
-        checkpoint_record(run_id=self.run_id, step=step, path=path, eval_loss=metrics.get("eval_loss"),
+        services.checkpoint_record(run_id=self.run_id, step=step, path=path, eval_loss=metrics.get("eval_loss"),
                           stage=int(metrics.get("stage") or 0))
 
 
 def build_job(run, *, evaluate: bool = True):
     """The engine job for a run (examples read from the database once, here)."""
-    from django.conf import settings
-
-    from apps.datasets.models import DatasetVersion
-    from apps.training.services import version_examples
     from workers.engine.sft import Job, Stage, hp_with_defaults
 
     hp = hp_with_defaults(run.hyperparameters)
@@ -88,7 +105,7 @@ def build_job(run, *, evaluate: bool = True):
     stages = []
     for i, spec in enumerate(stage_specs):
         version = DatasetVersion.objects.get(pk=spec["dataset_version_id"])
-        train, val = version_examples(version)
+        train, val = services.version_examples(version)
         if not val and len(train) >= 20:  # no validation split: hold a few out (deterministically)
             n = max(2, min(50, len(train) // 20))
             train, val = train[:-n], train[-n:]
@@ -109,14 +126,12 @@ def build_job(run, *, evaluate: bool = True):
 
 def Heartbeat(run_id: int, every_s: float = 30.0) -> liveness.Heartbeat:
     """Beats for `run_id` while the engine works (tokenizing, a long step, evaluation)."""
-    from apps.training.services import run_heartbeat
-
-    return liveness.Heartbeat(lambda: run_heartbeat(run_id=run_id), every_s=every_s, name=f"heartbeat-run-{run_id}")
+    return liveness.Heartbeat(lambda: services.run_heartbeat(run_id=run_id), every_s=every_s,
+                              name=f"heartbeat-run-{run_id}")
 
 
 def execute_run(run_id: int) -> str:
     """Claim and run one training run in this process; returns its final status (or 'skipped')."""
-    from apps.training import services
     from workers.engine.sft import TrainingOOM, run_training
 
     run = services.run_claim(run_id=run_id)
@@ -137,16 +152,15 @@ def execute_run(run_id: int) -> str:
         reporter.flush()
     except TrainingOOM as exc:
         reporter.flush()
-        services.run_fail(run_id=run_id, error=str(exc))
+        services.run_fail(run_id=run_id, error=str(exc), error_code="E_OOM")
         return "failed"
     except Exception as exc:  # noqa: BLE001 - every failure must leave a message on the run
-        log.exception("run %s failed", run_id)
+        log.exception("run %s failed", run_id)  # the traceback goes to the log only, never to users
         try:
             reporter.flush()
         except Exception:  # pragma: no cover
             pass
-        tb = traceback.format_exc(limit=3)
-        services.run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}\n\n{tb}")
+        services.run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}", error_code="E_TRAIN_FAILED")
         return "failed"
     try:
         if result.get("stopped"):
@@ -157,7 +171,7 @@ def execute_run(run_id: int) -> str:
     except Exception as exc:  # noqa: BLE001 - registering the result failed: the run must not stay running
         log.exception("run %s: finishing failed", run_id)
         services.run_fail(run_id=run_id, error=f"Training finished but recording its result failed: "
-                                               f"{type(exc).__name__}: {exc}")
+                                               f"{type(exc).__name__}: {exc}", error_code="E_RESULT_NOT_RECORDED")
         return "failed"
 
 
@@ -165,27 +179,3 @@ def execute_run(run_id: int) -> str:
 def train_run(run_id: int) -> None:
     """Train one run (local backend)."""
     execute_run(run_id)
-
-
-@dramatiq.actor(queue_name="gpu", max_retries=0, time_limit=60_000)
-def reconcile_runs() -> None:
-    from apps.training.services import run_reconcile
-
-    for run_id, action in run_reconcile():
-        log.warning("run %s left running by a dead worker: %s", run_id, action)
-
-
-def _reconcile_runs():
-    from apps.training.services import run_reconcile
-
-    return run_reconcile()
-
-
-class RunReconciler(BootReconciler):
-    """On worker boot: runs left `running` by a dead worker resume from their checkpoint or fail."""
-
-    def __init__(self):
-        super().__init__("run", _reconcile_runs)
-
-
-install(RunReconciler)

@@ -15,6 +15,13 @@ def run_group(run_id: int) -> str:
     return f"run-{run_id}"
 
 
+JOBS_GROUP = "jobs"  # every job's events (the Jobs page)
+
+
+def job_group(job_id: int) -> str:
+    return f"job-{job_id}"
+
+
 def broadcast(group: str, event: str, payload: dict[str, Any]) -> None:
     """Send now (use from workers outside a transaction)."""
     layer = get_channel_layer()

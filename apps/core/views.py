@@ -1,3 +1,5 @@
+"""The home page (the newest datasets, runs, models and aliases, read through each app's selectors) and
+/healthz."""
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
@@ -6,15 +8,15 @@ from django.shortcuts import render
 
 @login_required
 def home(request):
-    from apps.datasets.models import Dataset
-    from apps.registry.models import Alias, ModelVersion
-    from apps.training.models import TrainingRun
+    from apps.datasets import selectors as datasets
+    from apps.registry import selectors as registry
+    from apps.training import selectors as training
 
     return render(request, "core/home.html", {
-        "datasets": Dataset.objects.order_by("-created_at")[:5],
-        "runs": TrainingRun.objects.select_related("dataset_version__dataset").order_by("-created_at")[:5],
-        "versions": ModelVersion.objects.order_by("-created_at")[:5],
-        "aliases": Alias.objects.select_related("model_version"),
+        "datasets": datasets.dataset_list(user=request.user)[:5],
+        "runs": training.run_list(user=request.user).order_by("-created_at")[:5],
+        "versions": registry.model_version_list().order_by("-created_at")[:5],
+        "aliases": registry.alias_list(),
     })
 
 

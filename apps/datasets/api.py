@@ -1,37 +1,26 @@
 """/api/datasets: upload (multipart), list, detail, versions, examples (paginated, filterable), export,
-fixes and diffs. Parses input, calls a selector or a service, renders; no ORM writes here."""
+fixes and diffs. Parses input, calls a selector or a service, renders; no ORM here. Every status an
+operation returns is declared (apps.core.schemas); parameters are typed with their bounds and enums."""
 from __future__ import annotations
 
 import math
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from ninja import Query, Router, Schema
+from ninja import Query, Router
 
 from apps.core.exceptions import PayloadTooLarge, ValidationFailed
+from apps.core.inputs import Id, Index, has_nul, is_id
+from apps.core.schemas import responses
 from apps.datasets import selectors, services
 from apps.datasets.schemas import (
-    DatasetDetailOut, DatasetOut, ExamplePageOut, FixIn, VersionOut, VersionSummaryOut, dataset_out, example_out,
-    version_out, version_summary,
+    UPLOAD_FORM, DatasetDetailOut, DatasetOut, DiffOut, EditIn, ExampleFilters, ExamplePageOut, ExportFormat, FixIn,
+    Split, TogetherFormat, VersionOut, VersionSummaryOut, dataset_out, example_out, version_out, version_summary,
 )
 
 router = Router(tags=["datasets"])
 
-_UPLOAD_DOC = {
-    "requestBody": {"content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary", "description": "JSONL, Parquet, CSV, text, markdown or zip"},
-            "name": {"type": "string", "description": "Dataset name (required unless dataset_id is given)"},
-            "dataset_id": {"type": "integer", "description": "Add a new version to this dataset"},
-            "format": {"type": "string", "description": "Force a format (default: auto-detected)"},
-            "target": {"type": "string", "enum": ["local", "openai", "together"]},
-            "base_model": {"type": "string", "description": "Base model for token counts"},
-            "split_ratio": {"type": "number", "description": "Validation split ratio (0-0.5)"},
-            "background": {"type": "boolean", "description": "Import on the worker queue (returns at once)"},
-            "columns": {"type": "string", "description": "CSV/Parquet column mapping, e.g. prompt=question, completion=answer"},
-        }}}}},
-}
+_UPLOAD_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD_FORM}}}}
 
 
 def upload_too_large(request) -> bool:
@@ -42,7 +31,8 @@ def upload_too_large(request) -> bool:
     return length > settings.HUB_MAX_UPLOAD_MB * 1024 * 1024 + 64 * 1024
 
 
-@router.post("", response={201: VersionOut, 202: VersionOut}, openapi_extra=_UPLOAD_DOC,
+@router.post("", response=responses({201: VersionOut, 202: VersionOut}, 404, 413, body=True),
+             openapi_extra=_UPLOAD_DOC,
              summary="Upload a dataset (multipart: file, name) — returns the version with its validation report")
 def upload(request):
     # Refused from the Content-Length header, before the body is read.
@@ -52,11 +42,13 @@ def upload(request):
     if f is None:
         raise ValidationFailed("Send the dataset as a multipart field named `file`.", field="file")
     post = request.POST
+    for key, values in post.lists():
+        if has_nul(values) or has_nul(key):
+            raise ValidationFailed(f"`{key}` must not contain NUL bytes.", field=key)
     dataset_id = post.get("dataset_id") or None
-    try:
-        dataset_id = int(dataset_id) if dataset_id else None
-    except ValueError:
-        raise ValidationFailed("dataset_id must be an integer.", field="dataset_id") from None
+    if dataset_id is not None and not is_id(dataset_id):
+        raise ValidationFailed("dataset_id must be a dataset id (a whole number from 1).", field="dataset_id")
+    dataset_id = int(dataset_id) if dataset_id else None
     try:
         split_ratio = float(post["split_ratio"]) if post.get("split_ratio") else None
     except ValueError:
@@ -71,79 +63,57 @@ def upload(request):
     return (202 if version.status == "importing" else 201), version_out(version)
 
 
-@router.get("", response=list[DatasetOut])
+@router.get("", response=responses({200: list[DatasetOut]}, inputs=False))
 def list_datasets(request):
     return [dataset_out(d) for d in selectors.dataset_list(user=request.auth)]
 
 
-@router.get("/versions/{version_id}", response=VersionOut)
-def get_version(request, version_id: int):
+@router.get("/versions/{version_id}", response=responses({200: VersionOut}, 404))
+def get_version(request, version_id: Id):
     return version_out(selectors.version_get(user=request.auth, version_id=version_id))
 
 
-@router.post("/versions/{version_id}/fixes", response={201: VersionOut})
-def apply_fix(request, version_id: int, payload: FixIn):
+@router.post("/versions/{version_id}/fixes", response=responses({201: VersionOut}, 404, 409, body=True))
+def apply_fix(request, version_id: Id, payload: FixIn):
     v = services.version_fix(user=request.auth, version_id=version_id, fix=payload.fix)
     return 201, version_out(selectors.version_get(user=request.auth, version_id=v.pk))
 
 
-class EditIn(Schema):
-    messages: list | None = None
-    tools: list | None = None
-    delete: bool = False
-
-
-@router.post("/versions/{version_id}/examples/{index}", response={201: VersionOut},
+@router.post("/versions/{version_id}/examples/{index}", response=responses({201: VersionOut}, 404, 409, body=True),
              summary="Edit or delete one example (index as in the example list): creates a new version")
-def edit_example(request, version_id: int, index: int, payload: EditIn):
+def edit_example(request, version_id: Id, index: Index, payload: EditIn):
     v = services.example_edit(user=request.auth, version_id=version_id, index=index, messages=payload.messages,
                               tools=payload.tools, delete=payload.delete)
     return 201, version_out(selectors.version_get(user=request.auth, version_id=v.pk))
 
 
-@router.get("/{dataset_id}", response=DatasetDetailOut)
-def get_dataset(request, dataset_id: int):
+@router.get("/{dataset_id}", response=responses({200: DatasetDetailOut}, 404))
+def get_dataset(request, dataset_id: Id):
     return dataset_out(selectors.dataset_get(user=request.auth, dataset_id=dataset_id), detail=True)
 
 
-@router.get("/{dataset_id}/versions", response=list[VersionSummaryOut])
-def list_versions(request, dataset_id: int):
+@router.get("/{dataset_id}/versions", response=responses({200: list[VersionSummaryOut]}, 404))
+def list_versions(request, dataset_id: Id):
     ds = selectors.dataset_get(user=request.auth, dataset_id=dataset_id)
     return [version_summary(v) for v in selectors.dataset_versions(dataset=ds)]
 
 
-class ExampleFilters(Schema):
-    version: int | None = None
-    split: str | None = None
-    category: str | None = None
-    code: str | None = None
-    q: str | None = None
-    role: str | None = None
-    page: int = 1
-    page_size: int = 20
-
-
-@router.get("/{dataset_id}/examples", response=ExamplePageOut)
-def list_examples(request, dataset_id: int, filters: Query[ExampleFilters]):
+@router.get("/{dataset_id}/examples", response=responses({200: ExamplePageOut}, 404))
+def list_examples(request, dataset_id: Id, filters: Query[ExampleFilters]):
     ds = selectors.dataset_get(user=request.auth, dataset_id=dataset_id)
     version = selectors.version_for_dataset(dataset=ds, version_id=filters.version)
-    if filters.split not in (None, "", "train", "validation"):
-        raise ValidationFailed("split must be train or validation.", field="split")
-    if not 1 <= filters.page_size <= 200:
-        raise ValidationFailed("page_size must be between 1 and 200.", field="page_size")
-    if filters.page < 1:
-        raise ValidationFailed("page starts at 1.", field="page")
-    qs = selectors.example_list(version=version, split=filters.split or None, category=filters.category,
+    qs = selectors.example_list(version=version, split=filters.split, category=filters.category,
                                 code=filters.code, q=filters.q, role=filters.role)
     count = qs.count()
     start = (filters.page - 1) * filters.page_size
+    # A page past the end is empty: the database is never asked for an offset beyond the rows it has.
+    results = [example_out(e) for e in qs[start:start + filters.page_size]] if start < count else []
     return {"count": count, "page": filters.page, "page_size": filters.page_size,
-            "pages": max(1, math.ceil(count / filters.page_size)), "version_id": version.pk,
-            "results": [example_out(e) for e in qs[start:start + filters.page_size]]}
+            "pages": max(1, math.ceil(count / filters.page_size)), "version_id": version.pk, "results": results}
 
 
-@router.get("/{dataset_id}/diff")
-def diff(request, dataset_id: int, a: int, b: int):
+@router.get("/{dataset_id}/diff", response=responses({200: DiffOut}, 404))
+def diff(request, dataset_id: Id, a: Id, b: Id):
     ds = selectors.dataset_get(user=request.auth, dataset_id=dataset_id)
     va = selectors.version_for_dataset(dataset=ds, version_id=a)
     vb = selectors.version_for_dataset(dataset=ds, version_id=b)
@@ -154,9 +124,9 @@ def diff(request, dataset_id: int, a: int, b: int):
             "changed": [{"before": example_out(x), "after": example_out(y)} for x, y in d["changed"]]}
 
 
-@router.get("/{dataset_id}/export", response={200: None})
-def export(request, dataset_id: int, format: str = "openai", version: int | None = None, split: str | None = None,
-           together_format: str = "messages"):
+@router.get("/{dataset_id}/export", response=responses({200: None}, 404))
+def export(request, dataset_id: Id, format: ExportFormat = "openai", version: Id | None = None,
+           split: Split | None = None, together_format: TogetherFormat = "messages"):
     ds = selectors.dataset_get(user=request.auth, dataset_id=dataset_id)
     v = selectors.version_for_dataset(dataset=ds, version_id=version)
     lines = services.version_export_lines(version=v, fmt=format, split=split or None, together_format=together_format)

@@ -50,10 +50,11 @@ class DatasetVersion(models.Model):
     split_ratio = models.FloatField(default=0.1)
     # Live import progress: {"examples": N, "total": N | null, "stage": "..."}.
     progress = models.JSONField(default=dict, blank=True)
-    # Which process holds an `importing` version ("host:pid") and when it last showed life; a version
-    # whose holder died is re-queued (or failed) by services.version_reconcile_imports.
-    worker = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The background job that imports (or derives) it (apps.core.models.Job): which process holds it,
+    # its heartbeat, phase and progress; a version whose holder died is re-queued or failed by the job
+    # reconciler (apps.core.jobs.reconcile, hooks in apps/datasets/jobs.py).
+    job = models.OneToOneField("core.Job", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="dataset_version")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

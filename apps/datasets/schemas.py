@@ -1,9 +1,24 @@
-"""API shapes for datasets (django-ninja). Every object for a created resource carries `id`."""
+"""API shapes for datasets (django-ninja). Every object for a created resource carries `id`.
+
+Inputs carry the rules the services enforce — the fixes, formats, targets and splits are `Literal`s built
+from the services' own tables, ids and pages are bounded, free text has no NUL byte (apps.core.inputs) —
+so the OpenAPI schema states them and a bad value is a 422 before any service runs."""
 from __future__ import annotations
 
-from ninja import Schema
+from typing import Literal
 
+from ninja import Field, Schema
+
+from apps.core.inputs import MAX_ID, NO_NUL_PATTERN, Id, JSONList, PageNumber, Text
+from apps.datasets import services
+from apps.datasets.formats import FORMATS, TARGETS
 from apps.datasets.models import Dataset, DatasetVersion, Example
+
+Split = Literal["train", "validation"]
+FixName = Literal[tuple(services.FIXES)]
+ExportFormat = Literal[tuple(services.EXPORT_FORMATS)]
+TogetherFormat = Literal[tuple(services.TOGETHER_FORMATS)]
+Status = Literal[tuple(DatasetVersion.Status.values)]
 
 
 class IssueOut(Schema):
@@ -29,7 +44,7 @@ class VersionOut(Schema):
     dataset_id: int
     dataset_name: str
     number: int
-    status: str
+    status: Status
     format: str
     target: str
     source_name: str
@@ -50,7 +65,7 @@ class VersionSummaryOut(Schema):
     version_id: int
     dataset_id: int
     number: int
-    status: str
+    status: Status
     format: str
     example_count: int
     content_hash: str
@@ -104,7 +119,62 @@ class ExamplePageOut(Schema):
 
 
 class FixIn(Schema):
-    fix: str
+    fix: FixName
+
+
+class EditIn(Schema):
+    messages: JSONList | None = Field(None, description="the new messages (omit to keep them)")
+    tools: JSONList | None = None
+    delete: bool = False
+
+
+class ExampleFilters(Schema):
+    version: Id | None = Field(None, description="a version id (default: the latest ready version)")
+    split: Split | None = None
+    category: Text | None = None
+    code: Text | None = Field(None, description="an issue code, e.g. empty_turn")
+    q: Text | None = Field(None, description="text to look for in the messages or the source file name")
+    role: Text | None = Field(None, description="only examples with a message of this role")
+    page: PageNumber = 1
+    page_size: int = Field(20, ge=1, le=200)
+
+
+class ChangedOut(Schema):
+    before: ExampleOut
+    after: ExampleOut
+
+
+class DiffOut(Schema):
+    a: int
+    b: int
+    added_count: int
+    removed_count: int
+    changed_count: int
+    added: list[ExampleOut]
+    removed: list[ExampleOut]
+    changed: list[ChangedOut]
+
+
+UPLOAD_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "anyOf": [{"required": ["name"]}, {"required": ["dataset_id"]}],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "JSONL, Parquet, CSV, text, markdown or zip"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL_PATTERN,
+                 "description": "Dataset name (required unless dataset_id is given)"},
+        "dataset_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID,
+                       "description": "Add a new version to this dataset"},
+        "format": {"type": "string", "enum": list(FORMATS), "description": "Force a format (default: auto-detected)"},
+        "target": {"type": "string", "enum": list(TARGETS), "default": "local"},
+        "base_model": {"type": "string", "maxLength": 100, "pattern": NO_NUL_PATTERN,
+                       "description": "Base model for token counts"},
+        "split_ratio": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "Validation split ratio"},
+        "background": {"type": "boolean", "description": "Import on the worker queue (returns at once)"},
+        "columns": {"type": "string", "pattern": NO_NUL_PATTERN,
+                    "description": "CSV/Parquet column mapping, e.g. prompt=question, completion=answer"},
+    },
+}
 
 
 def version_out(v: DatasetVersion) -> dict:

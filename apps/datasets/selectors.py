@@ -42,6 +42,23 @@ def version_get(*, user, version_id: int) -> DatasetVersion:
     return v
 
 
+def version_dataset_id(version_id: int) -> int | None:
+    """The dataset a version belongs to (None when there is no such version): where to send the user back."""
+    return DatasetVersion.objects.filter(pk=version_id).values_list("dataset_id", flat=True).first()
+
+
+def ready_version_list(*, user, limit: int = 300) -> list[DatasetVersion]:
+    """The newest ready versions (the choices of the new-run form)."""
+    _require_user(user)
+    return list(DatasetVersion.objects.filter(status=DatasetVersion.Status.READY).select_related("dataset")
+                .order_by("-created_at")[:limit])
+
+
+def example_get(*, version: DatasetVersion, index: int) -> Example | None:
+    """The example at `index` (0-based, as listed) of a version, or None."""
+    return version.examples.filter(index=index).first()
+
+
 def version_for_dataset(*, dataset: Dataset, version_id: int | None = None, number: int | None = None) -> DatasetVersion:
     qs = dataset.versions.all()
     if version_id is not None:

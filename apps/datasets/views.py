@@ -1,4 +1,8 @@
-"""Dashboard pages for datasets. Parse input, call a selector or a service, render; no ORM writes."""
+"""Dashboard pages for datasets. Parse input, call a selector or a service, render; no ORM here.
+
+Ids in query strings and forms go through `apps.core.inputs` (a bad `?version=` is a 404, a NUL byte in a
+filter a 422); a selector's or a service's ApplicationError that is not shown inline becomes its status page
+(apps.core.error_pages)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
 from apps.core.htmx import render_page
+from apps.core.inputs import is_id, parse_id, query_text
 from apps.datasets import selectors, services
 from apps.datasets.forms import UploadForm
 from apps.datasets.models import DatasetVersion
@@ -33,7 +38,7 @@ def upload_view(request):
     # Checked from the Content-Length header before the body is read.
     too_large = request.method == "POST" and upload_too_large(request)
     ds_id = request.GET.get("dataset") or (request.POST.get("dataset_id") if request.method == "POST" and not too_large else None)
-    if ds_id and str(ds_id).isdigit():
+    if is_id(ds_id):  # only preselects the dataset; the form validates what is posted
         try:
             dataset = selectors.dataset_get(user=request.user, dataset_id=int(ds_id))
         except ApplicationError:
@@ -83,12 +88,12 @@ def _chart_data(stats: dict) -> dict:
 @login_required
 def detail_view(request, dataset_id: int):
     ds = selectors.dataset_get(user=request.user, dataset_id=dataset_id)
-    vid = request.GET.get("version")
-    version = selectors.version_for_dataset(dataset=ds, version_id=int(vid) if vid and vid.isdigit() else None)
-    severity = request.GET.get("severity") or ""
-    code = request.GET.get("code") or ""
+    version = selectors.version_for_dataset(
+        dataset=ds, version_id=parse_id(request.GET.get("version"), what="dataset version"))
+    severity = query_text(request.GET, "severity")
+    code = query_text(request.GET, "code")
     issues = selectors.version_issues(version=version, severity=severity or None, code=code or None)
-    ex_filters = {k: request.GET.get(k) or "" for k in ("split", "category", "excode", "q")}
+    ex_filters = {k: query_text(request.GET, k) for k in ("split", "category", "excode", "q")}
     examples_qs = selectors.example_list(version=version, split=ex_filters["split"] or None,
                                          category=ex_filters["category"] or None, code=ex_filters["excode"] or None,
                                          q=ex_filters["q"] or None)
@@ -97,7 +102,7 @@ def detail_view(request, dataset_id: int):
     epochs = request.GET.get("epochs")
     stats = version.stats or {}
     est = stats.get("estimates")
-    if epochs and epochs.isdigit() and 1 <= int(epochs) <= 100 and stats.get("tokens"):
+    if is_id(epochs) and int(epochs) <= 100 and stats.get("tokens"):
         from apps.datasets.validation import estimates
 
         est = estimates(tokens=(est or {}).get("trained_tokens_per_epoch", 0), context_length=None,
@@ -108,7 +113,7 @@ def detail_view(request, dataset_id: int):
         "severity": severity, "code": code, "page": page, "rendered": rendered, "ex_filters": ex_filters,
         "categories": sorted((stats.get("categories") or {}).keys()), "stats": stats, "estimates": est,
         "chart_data": _chart_data(stats), "fixes": services.FIXES, "has_errors": selectors.version_has_errors(version),
-        "can_write": services._can_write(request.user, ds), "stalled_s": _stalled_seconds(version),
+        "can_write": services.can_write(request.user, ds), "stalled_s": _stalled_seconds(version),
         "query_base": {k: v for k, v in request.GET.items() if k != "page"},
     }
     partial = request.GET.get("partial")
@@ -127,7 +132,7 @@ def _stalled_seconds(version) -> int | None:
     if version.status != DatasetVersion.Status.IMPORTING:
         return None
     last = max((version.progress or {}).get("updated_at") or version.created_at.timestamp(),
-               version.heartbeat_at.timestamp() if version.heartbeat_at else 0)
+               version.job.heartbeat_at.timestamp() if version.job_id and version.job.heartbeat_at else 0)
     idle = int(time.time() - last)
     return idle if idle > STALLED_AFTER_S else None
 
@@ -156,8 +161,8 @@ def fix_view(request, version_id: int):
         new = services.version_fix(user=request.user, version_id=version_id, fix=fix)
     except ApplicationError as exc:
         messages.error(request, exc.message)
-        v = DatasetVersion.objects.filter(pk=version_id).values_list("dataset_id", flat=True).first()
-        return redirect(reverse("datasets:detail", args=[v]) if v else reverse("datasets:list"))
+        ds_id = selectors.version_dataset_id(version_id)
+        return redirect(reverse("datasets:detail", args=[ds_id]) if ds_id else reverse("datasets:list"))
     messages.success(request, f"{services.FIXES[fix]}: created version {new.number} ({new.example_count} examples).")
     return redirect(f"{reverse('datasets:detail', args=[new.dataset_id])}?version={new.pk}")
 
@@ -166,11 +171,12 @@ def fix_view(request, version_id: int):
 def diff_view(request, dataset_id: int):
     ds = selectors.dataset_get(user=request.user, dataset_id=dataset_id)
     versions = list(selectors.dataset_versions(dataset=ds))
-    a_id, b_id = request.GET.get("a"), request.GET.get("b")
+    a_id = parse_id(request.GET.get("a"), what="dataset version")
+    b_id = parse_id(request.GET.get("b"), what="dataset version")
     diff = va = vb = None
-    if a_id and b_id and a_id.isdigit() and b_id.isdigit():
-        va = selectors.version_for_dataset(dataset=ds, version_id=int(a_id))
-        vb = selectors.version_for_dataset(dataset=ds, version_id=int(b_id))
+    if a_id and b_id:
+        va = selectors.version_for_dataset(dataset=ds, version_id=a_id)
+        vb = selectors.version_for_dataset(dataset=ds, version_id=b_id)
         d = selectors.version_diff(a=va, b=vb, limit=100)
         diff = {**d,
                 "added_r": [(e, render_messages(e.messages, e.tools)) for e in d["added"]],
@@ -184,10 +190,11 @@ def diff_view(request, dataset_id: int):
 @login_required
 def export_view(request, dataset_id: int):
     ds = selectors.dataset_get(user=request.user, dataset_id=dataset_id)
-    vid = request.GET.get("version")
-    version = selectors.version_for_dataset(dataset=ds, version_id=int(vid) if vid and vid.isdigit() else None)
-    kind = request.GET.get("kind", "jsonl")
-    fmt = request.GET.get("format", "openai")
+    version = selectors.version_for_dataset(
+        dataset=ds, version_id=parse_id(request.GET.get("version"), what="dataset version"))
+    kind = query_text(request.GET, "kind", "jsonl")
+    fmt = query_text(request.GET, "format", "openai")
+    together_format = query_text(request.GET, "together_format", "messages")
     base = f"dataset-{ds.pk}-v{version.number}"
     try:
         if kind == "stats":
@@ -198,7 +205,7 @@ def export_view(request, dataset_id: int):
             resp["Content-Disposition"] = f'attachment; filename="{base}-report.md"'
         elif kind == "categories":
             path = services.version_export_zip_file(
-                version=version, fmt=fmt, together_format=request.GET.get("together_format", "messages"))
+                version=version, fmt=fmt, together_format=together_format)
             try:
                 fh = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
             finally:
@@ -206,9 +213,9 @@ def export_view(request, dataset_id: int):
             resp = FileResponse(fh, as_attachment=True, filename=f"{base}-{fmt}-by-category.zip",
                                 content_type="application/zip")
         else:
-            split = request.GET.get("split") or None
+            split = query_text(request.GET, "split") or None
             lines = services.version_export_lines(version=version, fmt=fmt, split=split,
-                                                  together_format=request.GET.get("together_format", "messages"))
+                                                  together_format=together_format)
             first = next(lines, None)
 
             def body():
@@ -226,7 +233,7 @@ def export_view(request, dataset_id: int):
 @login_required
 def edit_view(request, version_id: int, index: int):
     version = selectors.version_get(user=request.user, version_id=version_id)
-    example = version.examples.filter(index=index).first()
+    example = selectors.example_get(version=version, index=index)
     if example is None:
         messages.error(request, f"Version {version.number} has no example #{index + 1}.")
         return redirect(f"{reverse('datasets:detail', args=[version.dataset_id])}?version={version.pk}")

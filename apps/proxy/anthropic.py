@@ -12,7 +12,7 @@ from apps.proxy import upstream
 from apps.proxy.errors import ProxyError, anthropic_error_response, json_response
 from apps.proxy.gateway import (ANTHROPIC, Call, UpstreamStreamError, authenticate, method_not_allowed, parse_json,
                                 relay, resolve)
-from apps.proxy.views import chat_stream
+from apps.proxy.openai import chat_stream
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "end_turn"}
 

@@ -18,8 +18,9 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
 
+from apps.accounts import key_cache
 from apps.accounts.auth import bearer_token
-from apps.accounts.services import api_key_authenticate
+from apps.core import invalidation
 from apps.proxy import selectors, services, upstream
 from apps.proxy.errors import RETRYABLE, ProxyError, anthropic_error_response, json_response, openai_error_response
 from apps.proxy.selectors import Route
@@ -87,24 +88,26 @@ def _int_or_none(v):
 
 # --- hot-path caches -----------------------------------------------------------------------------
 # Without them every call costs a thread hop and a fresh database connection (Django runs each ASGI
-# request's sync code on its own thread). Valid keys are remembered for AUTH_TTL_S (a revoked key
-# keeps working that long in other processes), resolved routes for ROUTE_TTL_S; deploy/rollback in
-# this process clear the route cache at once (apps.registry.services). Failures are never cached.
-AUTH_TTL_S = 10.0
-ROUTE_TTL_S = 2.0
-_auth_cache: dict[str, tuple[float, int]] = {}
-_route_cache: dict[tuple, tuple[float, Route]] = {}
+# request's sync code on its own thread). API keys: apps.accounts.key_cache. Routes: resolved names,
+# kept until the registry publishes invalidation.ROUTES (deploy, rollback, an alias or version edited) over
+# apps.core.invalidation, which reaches this and every other web process within a second. No TTL: a
+# route is stored only while this process's invalidation listener is live. Failures are never cached.
+_route_cache: dict[tuple, Route] = {}
+_route_generation = invalidation.Generation()
 
 
-def caches_clear() -> None:
-    _auth_cache.clear()
+def _forget_routes(topic: str = "*", payload: str = "") -> None:
+    _route_generation.bump()
     _route_cache.clear()
 
 
-def _key_digest(raw: str) -> str:
-    import hashlib
+invalidation.on(invalidation.ROUTES, _forget_routes)
+invalidation.on("*", _forget_routes)
 
-    return hashlib.sha256(raw.encode()).hexdigest()
+
+def caches_clear() -> None:
+    key_cache.clear()
+    _forget_routes()
 
 
 # --- request parsing ----------------------------------------------------------------------------
@@ -112,20 +115,13 @@ async def authenticate(request, call: Call):
     """API key (`Authorization: Bearer` or `x-api-key`), else the dashboard session with CSRF."""
     raw = bearer_token(request) or request.headers.get("x-api-key")
     if raw:
-        digest = _key_digest(raw)
-        hit = _auth_cache.get(digest)
-        now = time.monotonic()
-        if hit and hit[0] > now:
-            call.user_id = hit[1]
-            call.idempotency_key = request.headers.get("Idempotency-Key", "") or ""
-            return hit[1]
-        user = await sync_to_async(api_key_authenticate)(raw)
-        if user is None:
+        user_id = await key_cache.auser_id_for(raw)
+        if user_id is None:
             raise ProxyError(401, "Incorrect API key provided. Create one on the API keys page.",
                              code="invalid_api_key")
-        if len(_auth_cache) > 10_000:
-            _auth_cache.clear()
-        _auth_cache[digest] = (now + AUTH_TTL_S, user.pk)
+        call.user_id = user_id
+        call.idempotency_key = request.headers.get("Idempotency-Key", "") or ""
+        return user_id
     else:
         user = await request.auser()
         if not user.is_authenticated:
@@ -161,16 +157,14 @@ async def resolve(call: Call, name: str, *, anthropic: bool = False) -> Route:
     from django.conf import settings
 
     key = (name, anthropic, settings.HUB_INFERENCE_URL, settings.TOGETHER_BASE_URL, settings.TOGETHER_API_KEY)
-    hit = _route_cache.get(key)
-    now = time.monotonic()
-    if hit and hit[0] > now:
-        route = hit[1]
-    else:
+    route = _route_cache.get(key)
+    if route is None:
+        generation, live = _route_generation.value, invalidation.is_live()
         route = await sync_to_async(selectors.route_resolve)(name, anthropic=anthropic)
-        if route is not None:
+        if route is not None and live and _route_generation.value == generation:
             if len(_route_cache) > 10_000:
                 _route_cache.clear()
-            _route_cache[key] = (now + ROUTE_TTL_S, route)
+            _route_cache[key] = route
     if route is None:
         raise ProxyError(404, f"The model `{name}` does not exist or you do not have access to it.",
                          param="model", code="model_not_found")

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from apps.registry.models import Alias, ModelVersion
 
-_VERSION_RE = re.compile(r"^(?:mv-)?(\d{1,18})$")
+_VERSION_RE = re.compile(r"^(?:mv-)?([0-9]{1,18})$")  # ASCII digits only: `mv-٣` names nothing
 _CLAUDE_FAMILIES = ("haiku", "sonnet", "opus")
 
 
@@ -21,6 +21,11 @@ class Route:
     api_key: str | None
     remote: bool
     alias: str | None = None
+
+
+def _nameable(name: object) -> bool:
+    """A model name the database can be asked about (PostgreSQL rejects NUL bytes in a query)."""
+    return isinstance(name, str) and bool(name) and "\x00" not in name and len(name) <= 1000
 
 
 def _route_for(version: ModelVersion, requested: str, alias: str | None) -> Route:
@@ -39,7 +44,9 @@ def _route_for(version: ModelVersion, requested: str, alias: str | None) -> Rout
 def route_resolve(name: str, *, anthropic: bool = False) -> Route | None:
     """An alias name -> its version; `mv-<id>` or `<id>` -> that version. With `anthropic`,
     Claude model names (e.g. claude-3-5-haiku-20241022) also fall back to the aliases
-    `<family>` (haiku/sonnet/opus), then `claude`, then `production`."""
+    `<family>` (haiku/sonnet/opus), then `claude`, then `production`. A name with a NUL byte names nothing."""
+    if not _nameable(name):
+        return None
     alias = Alias.objects.select_related("model_version").filter(name=name).first()
     if alias is not None:
         return _route_for(alias.model_version, name, alias.name)
@@ -71,6 +78,8 @@ def model_list() -> list[dict]:
 
 
 def model_get(name: str) -> dict | None:
+    if not _nameable(name):
+        return None
     for item in model_list():
         if item["id"] == name:
             return item

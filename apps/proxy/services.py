@@ -1,5 +1,5 @@
-"""Writes for the proxy. The request path never writes: it queues `workers.proxy.request_log_write`,
-whose actor calls `request_log_record` here."""
+"""Writes for the proxy. The request path never writes: it queues the `request_log_write` actor by name
+(workers/proxy.py), whose actor calls `request_log_record` here."""
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +8,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from apps.core.jobs import enqueue as jobs
 from apps.proxy.models import RequestLog
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,7 @@ def request_log_enqueue(payload: dict) -> None:
 
     def send():
         try:
-            from workers.proxy import request_log_write
-
-            request_log_write.send(payload)
+            jobs.enqueue("request_log_write", payload, queue_name="default", on_commit=False)
         except Exception:  # logging must never break serving
             log.exception("could not queue the request log %s", payload.get("request_id"))
 

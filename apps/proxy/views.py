@@ -1,7 +1,9 @@
-"""/v1 OpenAI-compatible endpoints (async Django views) and the playground page."""
+"""/v1 OpenAI-compatible endpoints (async Django views) and the playground page.
+
+HTTP glue only: each view names its endpoint, validator and upstream path and hands the request to the one
+request path (gateway.relay); the OpenAI wire shapes (bodies, streams) live in apps/proxy/openai.py."""
 from __future__ import annotations
 
-import json
 import time
 
 from asgiref.sync import sync_to_async
@@ -12,196 +14,43 @@ from django.views.decorators.http import require_GET
 
 from apps.proxy import selectors
 from apps.proxy.errors import ProxyError, json_response, openai_error_response
-from apps.proxy.gateway import OPENAI, Call, UpstreamStreamError, authenticate, method_not_allowed, relay, sse_events
+from apps.proxy.gateway import OPENAI, Call, authenticate, method_not_allowed, relay
+from apps.proxy.openai import (chat_completion_body, chat_stream, completion_body, completion_stream,
+                               stream_include_usage)
 from apps.proxy.validation import validate_chat, validate_completion
 
 
-def _sse(obj) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+async def _openai_endpoint(request, *, endpoint: str, id_prefix: str, validate, path: str, body, stream):
+    """One OpenAI endpoint on the one request path: `body` renders a non-streamed answer, `stream` re-frames
+    a streamed one (apps/proxy/openai.py); both stamp the id, time and requested model of this call."""
+    call = Call(endpoint=endpoint)
+    cid = id_prefix + call.request_id
+
+    def render_answer(data: dict) -> dict:
+        out = body(data, cid=cid, created=int(time.time()), model=call.model_requested)
+        call.set_usage(out["usage"])
+        return out
+
+    def restream(clean: dict, resp):
+        return stream(call, resp, cid=cid, created=int(time.time()), include_usage=stream_include_usage(clean))
+
+    return await relay(request, call, wire=OPENAI, validate=validate, path=path, render=render_answer,
+                       stream=restream)
 
 
-def _error_event(call: Call, err: dict) -> str:
-    call.status_code = 502
-    call.error = err.get("message", "")
-    return _sse({"error": err})
-
-
-def _include_usage(clean: dict) -> bool:
-    return bool((clean.get("stream_options") or {}).get("include_usage"))
-
-
-# --- chat completions ---------------------------------------------------------------------------
 @csrf_exempt
 async def chat_completions(request):
-    call = Call(endpoint="chat.completions")
-    cid = "chatcmpl-" + call.request_id
-
-    def render(data: dict) -> dict:
-        out = chat_completion_body(data, cid=cid, created=int(time.time()), model=call.model_requested)
-        call.set_usage(out["usage"])
-        return out
-
-    def stream(clean: dict, resp):
-        return chat_stream(call, resp, cid=cid, created=int(time.time()), include_usage=_include_usage(clean))
-
-    return await relay(request, call, wire=OPENAI, validate=validate_chat, path="/chat/completions",
-                       render=render, stream=stream)
+    return await _openai_endpoint(request, endpoint="chat.completions", id_prefix="chatcmpl-",
+                                  validate=validate_chat, path="/chat/completions",
+                                  body=chat_completion_body, stream=chat_stream)
 
 
-def _norm_finish(reason) -> str:
-    return reason if reason in ("stop", "length", "tool_calls", "content_filter") else (
-        "tool_calls" if reason == "function_call" else "stop")
-
-
-def _usage(u) -> dict:
-    u = u if isinstance(u, dict) else {}
-    p = u.get("prompt_tokens") if isinstance(u.get("prompt_tokens"), int) else 0
-    c = u.get("completion_tokens") if isinstance(u.get("completion_tokens"), int) else 0
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-
-def chat_completion_body(data: dict, *, cid: str, created: int, model: str) -> dict:
-    choices = []
-    for i, ch in enumerate(data.get("choices") or []):
-        msg = ch.get("message") or {}
-        message = {"role": "assistant", "content": msg.get("content")}
-        if msg.get("tool_calls"):
-            message["tool_calls"] = msg["tool_calls"]
-        elif message["content"] is None:
-            message["content"] = ""
-        choices.append({"index": ch.get("index", i), "message": message,
-                        "finish_reason": _norm_finish(ch.get("finish_reason")), "logprobs": None})
-    return {"id": cid, "object": "chat.completion", "created": created, "model": model, "choices": choices,
-            "usage": _usage(data.get("usage")), "system_fingerprint": None}
-
-
-async def chat_stream(call: Call, resp, *, cid: str, created: int, include_usage: bool,
-                      raw_events: bool = False):
-    """Re-frame the upstream stream: first delta `{role, content: ""}`, content/tool-call deltas
-    (id/type/name only on a tool call's first fragment), exactly one finish_reason on a final empty
-    delta, the usage chunk when asked, `[DONE]`. A failure after the first byte becomes an error
-    event — never a silent close. With `raw_events` yields dicts (for the Anthropic translation)."""
-
-    def chunk(delta, finish=None):
-        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": call.model_requested,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
-        if include_usage:
-            obj["usage"] = None
-        return obj
-
-    emit = (lambda o: o) if raw_events else _sse
-    finish = None
-    seen_tools: set[int] = set()
-    parts: list[str] = []
-    try:
-        yield emit(chunk({"role": "assistant", "content": ""}))
-        async for ev in sse_events(resp):
-            if ev.get("usage"):
-                call.set_usage(ev["usage"])
-            for ch in ev.get("choices") or []:
-                if ch.get("index", 0) != 0:
-                    continue
-                delta = ch.get("delta") or {}
-                out = {}
-                if isinstance(delta.get("content"), str) and delta["content"]:
-                    out["content"] = delta["content"]
-                    parts.append(delta["content"])
-                if delta.get("tool_calls"):
-                    frags = []
-                    for frag in delta["tool_calls"]:
-                        idx = frag.get("index", 0)
-                        f = {"index": idx}
-                        fn = frag.get("function") or {}
-                        if idx not in seen_tools:
-                            seen_tools.add(idx)
-                            f["id"] = frag.get("id") or f"call_{call.request_id[:12]}_{idx}"
-                            f["type"] = "function"
-                            f["function"] = {"name": fn.get("name") or "", "arguments": fn.get("arguments") or ""}
-                        else:
-                            f["function"] = {"arguments": fn.get("arguments") or ""}
-                        frags.append(f)
-                    out["tool_calls"] = frags
-                if out:
-                    call.mark_first_token()
-                    yield emit(chunk(out))
-                if ch.get("finish_reason"):
-                    finish = _norm_finish(ch["finish_reason"])
-        yield emit(chunk({}, finish or ("tool_calls" if seen_tools else "stop")))
-        if include_usage:
-            usage = _usage({"prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens})
-            yield emit({"id": cid, "object": "chat.completion.chunk", "created": created,
-                        "model": call.model_requested, "choices": [], "usage": usage})
-        call.response_body = {"content": "".join(parts), "finish_reason": finish}
-        if not raw_events:
-            yield "data: [DONE]\n\n"
-    except UpstreamStreamError as exc:
-        call.response_body = {"content": "".join(parts), "partial": True}
-        event = _error_event(call, exc.error)
-        if raw_events:
-            raise
-        yield event
-    finally:
-        call.log()
-
-
-# --- legacy completions -------------------------------------------------------------------------
 @csrf_exempt
 async def completions(request):
-    call = Call(endpoint="completions")
-    cid = "cmpl-" + call.request_id
-
-    def render(data: dict) -> dict:
-        choices = [{"text": ch.get("text") or "", "index": ch.get("index", i), "logprobs": None,
-                    "finish_reason": _norm_finish(ch.get("finish_reason"))}
-                   for i, ch in enumerate(data.get("choices") or [])]
-        out = {"id": cid, "object": "text_completion", "created": int(time.time()), "model": call.model_requested,
-               "choices": choices, "usage": _usage(data.get("usage"))}
-        call.set_usage(out["usage"])
-        return out
-
-    def stream(clean: dict, resp):
-        return completion_stream(call, resp, cid=cid, created=int(time.time()), include_usage=_include_usage(clean))
-
-    return await relay(request, call, wire=OPENAI, validate=validate_completion, path="/completions",
-                       render=render, stream=stream)
-
-
-async def completion_stream(call: Call, resp, *, cid: str, created: int, include_usage: bool):
-    """The legacy text-completion stream: text chunks, one final chunk with the finish_reason, the
-    usage chunk when asked, `[DONE]`; a failure after the first byte becomes an error event."""
-
-    def chunk(text, finish=None):
-        obj = {"id": cid, "object": "text_completion", "created": created, "model": call.model_requested,
-               "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
-        if include_usage:
-            obj["usage"] = None
-        return _sse(obj)
-
-    finish, parts = None, []
-    try:
-        async for ev in sse_events(resp):
-            if ev.get("usage"):
-                call.set_usage(ev["usage"])
-            for ch in ev.get("choices") or []:
-                if ch.get("text"):
-                    call.mark_first_token()
-                    parts.append(ch["text"])
-                    yield chunk(ch["text"])
-                if ch.get("finish_reason"):
-                    finish = _norm_finish(ch["finish_reason"])
-        yield chunk("", finish or "stop")
-        if include_usage:
-            yield _sse({"id": cid, "object": "text_completion", "created": created,
-                        "model": call.model_requested, "choices": [],
-                        "usage": _usage({"prompt_tokens": call.prompt_tokens,
-                                         "completion_tokens": call.completion_tokens})})
-        call.response_body = {"text": "".join(parts), "finish_reason": finish}
-        yield "data: [DONE]\n\n"
-    except UpstreamStreamError as exc:
-        call.response_body = {"text": "".join(parts), "partial": True}
-        yield _error_event(call, exc.error)
-    finally:
-        call.log()
+    """The legacy text completions."""
+    return await _openai_endpoint(request, endpoint="completions", id_prefix="cmpl-",
+                                  validate=validate_completion, path="/completions",
+                                  body=completion_body, stream=completion_stream)
 
 
 # --- models ---------------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""/api routes of the registry: base models, model versions (with lineage), aliases."""
+"""/api routes of the registry: base models, model versions (with lineage), aliases. Parses input, calls a
+selector or a service, renders; every status an operation returns is declared (apps.core.schemas)."""
 from __future__ import annotations
 
 from django.db import transaction
 from ninja import Router
 
+from apps.core.inputs import Id, Slug
+from apps.core.schemas import responses
 from apps.registry import selectors, services
 from apps.registry.schemas import (AliasOut, BaseModelIn, BaseModelOut, DeployIn, ModelVersionDetail,
                                    ModelVersionOut)
@@ -28,12 +31,12 @@ def alias_out(a) -> dict:
             "can_rollback": selectors.alias_can_rollback(a.name)}
 
 
-@router.get("/base-models", response=list[BaseModelOut])
+@router.get("/base-models", response=responses({200: list[BaseModelOut]}, inputs=False))
 def base_models(request):
     return list(selectors.base_model_list())
 
 
-@router.post("/base-models", response={201: BaseModelOut})
+@router.post("/base-models", response=responses({201: BaseModelOut}, body=True))
 def base_model_create(request, payload: BaseModelIn):
     """Register a local Hugging Face model folder as a base model (admins only)."""
     with transaction.atomic():
@@ -42,13 +45,13 @@ def base_model_create(request, payload: BaseModelIn):
     return 201, obj
 
 
-@router.get("/models", response=list[ModelVersionOut])
+@router.get("/models", response=responses({200: list[ModelVersionOut]}, inputs=False))
 def models(request):
     return [version_out(v) for v in selectors.model_version_list()]
 
 
-@router.get("/models/{int:version_id}", response=ModelVersionDetail)
-def model_detail(request, version_id: int):
+@router.get("/models/{version_id}", response=responses({200: ModelVersionDetail}, 404))
+def model_detail(request, version_id: Id):
     v = selectors.model_version_get(version_id)
     history = [{"id": d.pk, "alias": d.alias_name, "action": d.action, "model_version_id": d.model_version_id,
                 "previous_version_id": d.previous_version_id,
@@ -58,20 +61,20 @@ def model_detail(request, version_id: int):
             "metrics": v.metrics, "lineage": selectors.model_version_lineage(v), "deployments": history}
 
 
-@router.post("/models/{int:version_id}/deploy", response=AliasOut)
-def model_deploy(request, version_id: int, payload: DeployIn):
+@router.post("/models/{version_id}/deploy", response=responses({200: AliasOut}, 404, body=True))
+def model_deploy(request, version_id: Id, payload: DeployIn):
     """Point an alias (e.g. `production`) at this version (admins only)."""
     alias = services.alias_deploy(actor=request.auth, version_id=version_id, alias=payload.alias)
     return alias_out(selectors.alias_get(alias.name))
 
 
-@router.get("/aliases", response=list[AliasOut])
+@router.get("/aliases", response=responses({200: list[AliasOut]}, inputs=False))
 def aliases(request):
     return [alias_out(a) for a in selectors.alias_list()]
 
 
-@router.post("/aliases/{name}/rollback", response=AliasOut)
-def alias_rollback(request, name: str):
+@router.post("/aliases/{name}/rollback", response=responses({200: AliasOut}, 404, write=True))
+def alias_rollback(request, name: Slug):
     """Point the alias back at what it served before its latest deployment (admins only)."""
     alias = services.alias_rollback(actor=request.auth, alias=name)
     return alias_out(selectors.alias_get(alias.name))

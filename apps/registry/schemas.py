@@ -1,9 +1,17 @@
+"""API shapes of the registry (django-ninja). Slugs, paths and names carry the rules the services enforce
+(apps.core.inputs), so the OpenAPI schema states them and a bad value is a 422 before any service runs."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from ninja import Schema
 from pydantic import Field
+
+from apps.core.inputs import PathText, Slug, Text
+from apps.registry.models import ModelVersion
+
+Kind = Literal[tuple(ModelVersion.Kind.values)]
 
 
 class BaseModelOut(Schema):
@@ -20,9 +28,9 @@ class BaseModelOut(Schema):
 
 
 class BaseModelIn(Schema):
-    id: str = Field(..., min_length=1, max_length=100, description="slug, e.g. qwen2-0.5b")
-    path: str = Field(..., min_length=1, max_length=1000, description="a Hugging Face model folder on this machine")
-    name: str | None = Field(None, max_length=200)
+    id: Slug = Field(..., description="slug, e.g. qwen2-0-5b")
+    path: PathText = Field(..., description="a Hugging Face model folder on this machine")
+    name: Text | None = Field(None, max_length=200)
 
 
 class AliasRef(Schema):
@@ -34,7 +42,7 @@ class ModelVersionOut(Schema):
     id: int
     name: str
     served_name: str
-    kind: str
+    kind: Kind
     base_model_id: str | None
     parent_id: int | None
     run_id: int | None
@@ -54,7 +62,7 @@ class ModelVersionDetail(ModelVersionOut):
 
 
 class DeployIn(Schema):
-    alias: str = Field(..., min_length=1, max_length=100)
+    alias: Slug = Field(..., description="e.g. production, staging")
 
 
 class AliasOut(Schema):

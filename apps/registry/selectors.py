@@ -17,6 +17,11 @@ def model_version_list() -> QuerySet[ModelVersion]:
             .prefetch_related(Prefetch("aliases", queryset=Alias.objects.order_by("name"))))
 
 
+def local_model_version_list(*, limit: int = 200) -> list[ModelVersion]:
+    """The newest versions with weights on this machine (the parents a run can continue from)."""
+    return list(ModelVersion.objects.exclude(kind=ModelVersion.Kind.REMOTE).order_by("-created_at")[:limit])
+
+
 def model_version_get(version_id: int) -> ModelVersion:
     version = model_version_list().filter(pk=version_id).first()
     if version is None:

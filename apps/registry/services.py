@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.accounts.services import require_admin
+from apps.core import invalidation
 from apps.core.exceptions import NotFound, ValidationFailed
 from apps.registry.models import Alias, BaseModel, Deployment, ModelVersion
 from workers.engine import base_models as engine_base_models
@@ -44,8 +45,14 @@ def base_model_register(*, actor=None, model_id: str, path: str | Path, name: st
     slug = slugify(model_id or "")
     if not slug or slug != model_id:
         raise ValidationFailed("Use a slug: lower-case letters, digits and dashes.", field="id")
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
+    try:  # the service checks its own input: a NUL byte or an over-long name is a field error, not a 500
+        if "\x00" in str(path):
+            raise ValueError("a path cannot contain a NUL byte")
+        folder = Path(path).expanduser().resolve()
+        is_dir = folder.is_dir()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ValidationFailed(f"Not a usable path: {exc}", field="path") from exc
+    if not is_dir:
         raise ValidationFailed(f"{folder} is not a folder on this machine.", field="path")
     try:
         info = engine_base_models.describe_hf_folder(folder)
@@ -142,7 +149,7 @@ def alias_deploy(*, actor, version_id: int, alias: str) -> Alias:
         current = Alias.objects.create(name=alias, model_version=version, updated_by=actor)
     Deployment.objects.create(alias_name=alias, model_version=version, previous_version=previous,
                               action="deploy", actor=actor)
-    transaction.on_commit(_routes_changed)
+    invalidation.publish_on_commit(invalidation.ROUTES)
     return current
 
 
@@ -162,12 +169,22 @@ def alias_rollback(*, actor, alias: str) -> Alias:
     current.model_version = target
     current.updated_by = actor
     current.save(update_fields=["model_version", "updated_by", "updated_at"])
-    transaction.on_commit(_routes_changed)
+    invalidation.publish_on_commit(invalidation.ROUTES)
     return current
 
 
-def _routes_changed() -> None:
-    """An alias moved: this process's /v1 proxy forgets the routes it resolved (others within 2 s)."""
-    from apps.proxy.gateway import caches_clear
+# Deploy and rollback publish invalidation.ROUTES: every web process's /v1 proxy forgets the routes it
+# resolved, this one at once and the others within a second (the proxy's cache has no TTL).
+def _route_source_written(sender, instance, created=False, update_fields=None, **kwargs):
+    """An alias or version saved in full (the admin site) or deleted: resolved routes may be stale.
+    A new row cannot be in a cache yet (failures are not cached)."""
+    if not created and update_fields is None:  # the services' own saves name their fields and publish
+        invalidation.publish_on_commit(invalidation.ROUTES)
 
-    caches_clear()
+
+def connect_signals() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    for model in (Alias, ModelVersion):
+        post_save.connect(_route_source_written, sender=model, dispatch_uid=f"routes.saved.{model.__name__}")
+        post_delete.connect(_route_source_written, sender=model, dispatch_uid=f"routes.deleted.{model.__name__}")

@@ -1,27 +1,76 @@
-"""The new-run form. It only parses input; run_create validates (and its field errors are mapped back)."""
+"""The new-run form. It parses input; run_create validates (and its field errors are mapped back).
+
+Contract: the hyperparameter inputs are generated from the hyperparameter table
+(apps/training/hyperparameters.py): one `HyperparameterField` per row, with the row's label, help, widget
+and HTML hints; run_create checks them with the table's `check()` and its field errors are mapped back (so
+the form and /api show the same messages on the same fields). The inputs that do not apply to the chosen
+method and backend are rendered hidden and disabled: they are neither submitted by the browser nor
+validated or passed on by the server (static/js/run_form.js shows and enables them when the choice changes). `hyperparameter_groups` is what
+the template loops over; `defaults_table` feeds the placeholders (the effective default of an empty input).
+"""
 from __future__ import annotations
 
 from django import forms
 
+from apps.training.hyperparameters import BACKEND_METHODS, TABLE, Hyperparameter, grouped
 from apps.training.models import TrainingRun
 
 MAX_EXTRA_STAGES = 3
 
 # service error field -> form field
 _FIELD_MAP = {"dataset_version_id": "dataset_version", "dataset_id": "dataset_version",
-              "parent_version_id": "parent_version"}
+              "parent_version_id": "parent_version", "hyperparameters.model": "remote_model"}
+
+# the run's own inputs that apply to some methods / backends only: name -> (methods, backends)
+_CONTEXT_FIELDS = {
+    "base_model": (("lora", "full"), ("local",)),
+    "parent_version": (("lora", "full"), ("local",)),
+    "remote_model": (("lora", "full"), ("together",)),
+}
+FORM_ROWS: tuple[Hyperparameter, ...] = tuple(spec for spec in TABLE if spec.in_form)
+# inputs that show the effective default as their placeholder (empty = that default)
+PLACEHOLDER_FIELDS = tuple(spec.name for spec in FORM_ROWS if spec.widget in ("number", "text"))
 
 
 def _shown(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _opt_int(**kw):
-    return forms.IntegerField(required=False, **kw)
+def _widget(spec: Hyperparameter) -> forms.Widget:
+    attrs = {"aria-describedby": f"id_{spec.name}_help"}
+    if spec.widget == "number":
+        attrs["step"] = spec.step
+        b = spec.bounds
+        if b is not None and b.min is not None and not b.min_exclusive:
+            attrs["min"] = f"{b.min:g}" if spec.type == "float" else str(int(b.min))
+        if b is not None and b.max is not None and not b.max_exclusive:
+            attrs["max"] = f"{b.max:g}" if spec.type == "float" else str(int(b.max))
+        return forms.NumberInput(attrs=attrs)
+    if spec.widget == "checkbox":
+        return forms.CheckboxInput(attrs=attrs)
+    if spec.widget == "select":
+        choices = [("", "default")] + [(c, c.replace("_", " ")) for c in spec.choices]
+        return forms.Select(attrs=attrs, choices=choices)
+    if spec.widget == "textarea":
+        return forms.Textarea(attrs={**attrs, "rows": spec.rows})
+    return forms.TextInput(attrs=attrs)
 
 
-def _opt_float(**kw):
-    return forms.FloatField(required=False, **kw)
+class HyperparameterField(forms.Field):
+    """One row of the table. It only collects the value (empty: None): run_create checks every row with the
+    table's `check()` and its field errors come back through `add_service_errors`, so the form shows
+    exactly the messages /api returns, all at once, cross-field rules included."""
+
+    def __init__(self, spec: Hyperparameter, **kwargs):
+        self.spec = spec
+        super().__init__(required=False, label=spec.label, help_text=spec.help, widget=_widget(spec), **kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.strip()
+        return None if value in self.empty_values else value
 
 
 class RunForm(forms.Form):
@@ -33,34 +82,10 @@ class RunForm(forms.Form):
                                             label="Continue from model version")
     backend = forms.ChoiceField(choices=TrainingRun.Backend.choices, initial="local")
     remote_model = forms.CharField(required=False, label="Remote model (Together)")
-    max_steps = _opt_int(label="Max steps (0 = by epochs)")
-    epochs = _opt_float()
-    learning_rate = _opt_float(label="Learning rate")
-    batch_size = _opt_int()
-    grad_accum = _opt_int(label="Gradient accumulation")
-    max_seq_len = _opt_int(label="Max sequence length")
-    lora_r = _opt_int(label="LoRA r")
-    lora_alpha = _opt_int(label="LoRA alpha")
-    lora_dropout = _opt_float(label="LoRA dropout")
-    target_modules = forms.CharField(required=False, label="LoRA target modules", initial="all-linear")
-    warmup_ratio = _opt_float()
-    weight_decay = _opt_float()
-    lr_scheduler = forms.ChoiceField(required=False, choices=[("", "default"), ("cosine", "cosine"),
-                                                              ("linear", "linear"), ("constant", "constant"),
-                                                              ("constant_with_warmup", "constant with warmup")])
-    gradient_checkpointing = forms.BooleanField(required=False)
-    save_steps = _opt_int(label="Checkpoint every N steps")
-    save_total_limit = _opt_int(label="Keep last K checkpoints")
-    size = forms.ChoiceField(required=False, label="Model size (scratch)")
-    vocab_size = _opt_int(label="Vocabulary size (scratch)")
-    eval_prompts = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                                   label="Evaluation prompts (one per line)")
     allow_truncation = forms.BooleanField(required=False, label="Accept truncation of too-long examples")
 
-    # hyperparameter inputs that show the effective default as their placeholder (empty = that default)
-    PLACEHOLDER_FIELDS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_accum", "max_seq_len",
-                          "lora_r", "lora_alpha", "lora_dropout", "warmup_ratio", "weight_decay", "save_steps",
-                          "save_total_limit", "vocab_size")
+    PLACEHOLDER_FIELDS = PLACEHOLDER_FIELDS
+    HP_FIELDS = tuple(spec.name for spec in FORM_ROWS)
 
     def __init__(self, *args, versions=(), base_models=(), model_versions=(), sizes=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -69,13 +94,25 @@ class RunForm(forms.Form):
         self.fields["base_model"].choices = [(b.pk, b.name or b.pk) for b in base_models]
         self.fields["parent_version"].choices = [("", "— none —")] + [
             (m.pk, f"{m.name} (#{m.pk}, {m.kind})") for m in model_versions]
-        self.fields["size"].choices = [("", "nano")] + [(s, s) for s in sizes]
         for i in range(1, MAX_EXTRA_STAGES + 1):
             self.fields[f"stage{i}_version"] = forms.TypedChoiceField(
                 coerce=int, required=False, empty_value=None, choices=[("", "—")] + version_choices,
                 label=f"Stage {i + 1} dataset version")
-            self.fields[f"stage{i}_epochs"] = _opt_float(label=f"Stage {i + 1} epochs")
-        self.fields["stage0_epochs"] = _opt_float(label="Stage 1 epochs (pipelines)")
+            self.fields[f"stage{i}_epochs"] = forms.FloatField(required=False, label=f"Stage {i + 1} epochs")
+        self.fields["stage0_epochs"] = forms.FloatField(required=False, label="Stage 1 epochs (pipelines)")
+        self.chosen_method = self._value("method") or "lora"
+        self.chosen_backend = self._value("backend") or "local"
+        self.backend_methods = {b: list(m) for b, m in BACKEND_METHODS.items()}
+        for spec in FORM_ROWS:
+            if not spec.applies(self.chosen_method, self.chosen_backend):
+                # hidden: not submitted by the browser, and what is posted anyway is ignored
+                self.fields[spec.name].disabled = True
+        for name, (methods, backends) in _CONTEXT_FIELDS.items():
+            if self.chosen_method not in methods or self.chosen_backend not in backends:
+                self.fields[name].disabled = True
+        if self.chosen_backend != TrainingRun.Backend.LOCAL:  # pipelines and truncation are local only
+            for name in [f for f in self.fields if f.startswith("stage")] + ["allow_truncation"]:
+                self.fields[name].disabled = True
         self._defaults_table(base_models, model_versions)
 
     def _defaults_table(self, base_models, model_versions) -> None:
@@ -94,8 +131,11 @@ class RunForm(forms.Form):
                         k: _shown(hp[k]) for k in self.PLACEHOLDER_FIELDS if k in hp}
         self.defaults_table = table
         self.parent_base_models = {str(m.pk): m.base_model_id or "" for m in model_versions}
-        sched = run_default_hyperparameters(method="lora")["lr_scheduler"]
-        self.fields["lr_scheduler"].choices = [("", f"default ({sched})")] + self.fields["lr_scheduler"].choices[1:]
+        local = run_default_hyperparameters(method="scratch") | run_default_hyperparameters(method="lora")
+        for spec in FORM_ROWS:
+            if spec.widget == "select" and spec.name in local:
+                field = self.fields[spec.name]
+                field.widget.choices = [("", f"default ({local[spec.name]})")] + list(field.widget.choices)[1:]
         for name in self.PLACEHOLDER_FIELDS:
             self.fields[name].widget.attrs["data-default-of"] = name
         current = self.current_defaults()
@@ -120,16 +160,39 @@ class RunForm(forms.Form):
         key = f"{bm}|{method}|{int(bool(parent) and method != 'scratch')}"
         return self.defaults_table.get(key) or self.defaults_table.get(f"|{method}|0", {})
 
-    HP_FIELDS = ("max_steps", "epochs", "learning_rate", "batch_size", "grad_accum", "max_seq_len", "lora_r",
-                 "lora_alpha", "lora_dropout", "target_modules", "warmup_ratio", "weight_decay", "lr_scheduler",
-                 "gradient_checkpointing", "save_steps", "save_total_limit", "size", "vocab_size", "eval_prompts")
+    # -- rendering ---------------------------------------------------------------------------------------
+    def _item(self, name: str, methods=None, backends=None) -> dict:
+        """One input for the template; methods/backends None: it always applies (no data-* attributes)."""
+        field = self[name]
+        return {"field": field, "methods": " ".join(methods or ()), "backends": " ".join(backends or ()),
+                "visible": not self.fields[name].disabled,
+                "checkbox": isinstance(self.fields[name].widget, forms.CheckboxInput)}
 
+    def context_items(self) -> list[dict]:
+        """The 'what to train' inputs, each with the methods/backends it applies to."""
+        names = ("name", "dataset_version", "method", "base_model", "parent_version", "backend", "remote_model")
+        return [self._item(n, *_CONTEXT_FIELDS.get(n, (None, None))) for n in names]
+
+    def hyperparameter_groups(self) -> list[dict]:
+        """[{key, title, visible, open, items}] in the table's group order (the template loops over it)."""
+        out = []
+        for key, title, rows in grouped(FORM_ROWS):
+            items = [self._item(spec.name, spec.methods, spec.backends) for spec in rows]
+            has_errors = any(item["field"].errors for item in items)
+            out.append({"key": key, "title": title, "items": items,
+                        "visible": any(item["visible"] for item in items),
+                        "open": has_errors or key not in ("evaluation", "advanced")})
+        return out
+
+    # -- to the service ----------------------------------------------------------------------------------
     def service_kwargs(self) -> dict:
         d = self.cleaned_data
-        hp = {k: d.get(k) for k in self.HP_FIELDS
-              if d.get(k) is not None and d.get(k) != "" and d.get(k) is not False}
-        if d.get("target_modules") == "all-linear":
-            hp.pop("target_modules", None)
+        method, backend = d.get("method") or "lora", d.get("backend") or "local"
+        hp = {}
+        for spec in FORM_ROWS:
+            value = d.get(spec.name)
+            if spec.applies(method, backend) and value not in (None, "", False, []):
+                hp[spec.name] = value
         stages = None
         extra = [(d.get(f"stage{i}_version"), d.get(f"stage{i}_epochs")) for i in range(1, MAX_EXTRA_STAGES + 1)]
         extra = [(v, e) for v, e in extra if v]
@@ -137,12 +200,12 @@ class RunForm(forms.Form):
             stages = [{"dataset_version_id": d["dataset_version"], "epochs": d.get("stage0_epochs")}]
             stages += [{"dataset_version_id": v, "epochs": e} for v, e in extra]
         base_model = d.get("base_model") or None
-        if d.get("backend") == "together":
+        if backend == "together":
             base_model = d.get("remote_model") or None
         if d.get("parent_version"):
             base_model = None
-        return dict(name=d.get("name") or "", dataset_version_id=d["dataset_version"], method=d["method"],
-                    base_model=base_model, parent_version_id=d.get("parent_version"), backend=d["backend"],
+        return dict(name=d.get("name") or "", dataset_version_id=d["dataset_version"], method=method,
+                    base_model=base_model, parent_version_id=d.get("parent_version"), backend=backend,
                     hyperparameters=hp, stages=stages, allow_truncation=d.get("allow_truncation", False))
 
     def add_service_errors(self, errors: list[dict], message: str) -> None:
@@ -150,15 +213,20 @@ class RunForm(forms.Form):
         for e in errors:
             field = e.get("field") or ""
             name = _FIELD_MAP.get(field, field.split(".", 1)[1] if field.startswith("hyperparameters.") else field)
+            if name == "base_model" and self.chosen_backend == TrainingRun.Backend.TOGETHER:
+                name = "remote_model"
             if field.startswith("stages."):
                 parts = field.split(".")
                 idx = int(parts[1]) if parts[1].isdigit() else 0
                 name = "dataset_version" if idx == 0 else f"stage{idx}_version"
-            if name in self.fields:
+            if name in self.fields and not self.fields[name].disabled:
                 self.add_error(name, e["message"])
-                added = True
-            else:
+            else:  # no visible input for it: say which one
                 self.add_error(None, f"{field}: {e['message']}" if field else e["message"])
-                added = True
+            added = True
         if not added:
             self.add_error(None, message)
+
+
+for _spec in FORM_ROWS:
+    RunForm.base_fields[_spec.name] = HyperparameterField(_spec)

@@ -40,7 +40,10 @@ class TrainingRun(models.Model):
     summary = models.JSONField(default=dict, blank=True)  # latest loss, tokens/s, steps/s, eta_s, ...
     output_dir = models.CharField(max_length=1000, blank=True)  # relative to ARTIFACT_ROOT
     remote_job_id = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # its background job (apps.core.models.Job): holder, heartbeat, phase, attempts; every status change
+    # of the run goes through that job's lifecycle (apps.core.jobs.services, hooks in apps/training/jobs.py)
+    job = models.OneToOneField("core.Job", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="training_run")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -11,7 +11,8 @@ from apps.training.models import Checkpoint, MetricPoint, TrainingRun
 
 
 def run_list(*, user, status: str | None = None, ids: list[int] | None = None) -> QuerySet[TrainingRun]:
-    qs = TrainingRun.objects.select_related("owner", "dataset_version__dataset", "base_model", "parent_version")
+    qs = TrainingRun.objects.select_related("owner", "dataset_version__dataset", "base_model", "parent_version",
+                                            "job")
     if status:
         qs = qs.filter(status__in=[s for s in status.split(",") if s])
     if ids is not None:
@@ -66,6 +67,24 @@ def best_checkpoint(run: TrainingRun) -> Checkpoint | None:
     return (run_checkpoints(run=run).filter(eval_loss__isnull=False).order_by("eval_loss", "-step").first())
 
 
+def run_timing(run: TrainingRun) -> dict:
+    """The run's phase (from its job: queued, loading, training, evaluating, saving, registering; empty
+    once finished), the seconds it has been running (elapsed_s, while active) or ran (duration_s, once
+    finished), and its error code."""
+    from django.utils import timezone
+
+    job = run.job if run.job_id else None
+    phase = (job.phase if job is not None else "") if run.is_active else ""
+    if run.is_active and not phase:
+        phase = "queued" if run.status == TrainingRun.Status.QUEUED else ""
+    start, end = run.started_at, run.finished_at
+    seconds = round(((end or timezone.now()) - start).total_seconds(), 1) if start else None
+    return {"phase": phase, "elapsed_s": seconds if run.is_active else None,
+            "duration_s": seconds if not run.is_active and end else None,
+            "error_code": job.error_code if job is not None else ("E_FAILED" if run.error else ""),
+            "job_id": run.job_id}
+
+
 def run_model_version_id(run: TrainingRun) -> int | None:
     from apps.registry.models import ModelVersion
 
@@ -89,6 +108,7 @@ def run_as_dict(run: TrainingRun, *, with_metrics: bool = False) -> dict:
         "total_steps": run.total_steps,
         "summary": run.summary,
         "error": run.error,
+        **run_timing(run),  # phase, elapsed_s, duration_s, error_code, job_id
         "cancel_requested": run.cancel_requested,
         "model_version_id": run_model_version_id(run),
         "queue_position": run_queue_position(run),

@@ -1,15 +1,16 @@
 """Dashboard pages for runs: list (status filters), new-run form (estimates), run page (live chart),
-comparison. Views parse input, call selectors/services and render; no ORM writes here."""
+comparison. Views parse input, call selectors/services and render; no ORM here. Ids in query strings and
+forms go through `apps.core.inputs`; an ApplicationError not shown inline becomes its status page."""
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from apps.core.exceptions import ApplicationError, NotFound
+from apps.core.exceptions import ApplicationError, ValidationFailed
 from apps.core.htmx import render_page
+from apps.core.inputs import is_id, parse_id, parse_id_list
 from apps.training import charts, selectors, services
 from apps.training.forms import MAX_EXTRA_STAGES, RunForm
 from apps.training.models import TrainingRun
@@ -23,21 +24,21 @@ def run_list_view(request):
     if status and status not in STATUSES and status != "active":
         status = None
     runs = selectors.run_list(user=request.user, status="queued,running" if status == "active" else status)[:200]
-    rows = [{"run": r, "position": selectors.run_queue_position(r)} for r in runs]
+    rows = [{"run": r, "position": selectors.run_queue_position(r), "timing": selectors.run_timing(r)} for r in runs]
     any_active = any(row["run"].is_active for row in rows)  # the table refreshes itself while runs move
     return render_page(request, "training/list.html",
                        {"rows": rows, "status": status, "statuses": STATUSES, "any_active": any_active},
                        partial="runs")
 
 
-def _form_choices():
-    from apps.datasets.models import DatasetVersion
-    from apps.registry.models import BaseModel, ModelVersion
+def _form_choices(user):
+    from apps.datasets import selectors as dataset_selectors
+    from apps.registry import selectors as registry_selectors
     from workers.engine.tiny import NAMED_SIZES
 
-    versions = DatasetVersion.objects.filter(status="ready").select_related("dataset").order_by("-created_at")[:300]
-    return dict(versions=list(versions), base_models=list(BaseModel.objects.all()),
-                model_versions=list(ModelVersion.objects.exclude(kind="remote").order_by("-created_at")[:200]),
+    return dict(versions=dataset_selectors.ready_version_list(user=user, limit=300),
+                base_models=list(registry_selectors.base_model_list()),
+                model_versions=registry_selectors.local_model_version_list(limit=200),
                 sizes=list(NAMED_SIZES))
 
 
@@ -49,7 +50,7 @@ def _size_table():
 
 @login_required
 def run_new_view(request):
-    choices = _form_choices()
+    choices = _form_choices(request.user)
     estimate = None
     if request.method == "POST":
         form = RunForm(request.POST, **choices)
@@ -70,10 +71,9 @@ def run_new_view(request):
                             "extra_stages": range(1, MAX_EXTRA_STAGES + 1)},
                            partial="form" if action == "estimate" else None, status=status)
     initial = {}
-    if request.GET.get("dataset_version", "").isdigit():
-        initial["dataset_version"] = int(request.GET["dataset_version"])
-    if request.GET.get("parent_version", "").isdigit():
-        initial["parent_version"] = int(request.GET["parent_version"])
+    for key in ("dataset_version", "parent_version"):  # preselects only: the form validates what is posted
+        if is_id(request.GET.get(key)):
+            initial[key] = int(request.GET[key])
     default = next((b for b in choices["base_models"] if b.is_default), None)
     if default:
         initial["base_model"] = default.pk
@@ -82,16 +82,9 @@ def run_new_view(request):
                                                        "extra_stages": range(1, MAX_EXTRA_STAGES + 1)})
 
 
-def _run_or_404(request, run_id):
-    try:
-        return selectors.run_get(user=request.user, run_id=run_id)
-    except NotFound:
-        raise Http404("No such run")
-
-
 @login_required
 def run_detail_view(request, run_id: int):
-    run = _run_or_404(request, run_id)
+    run = selectors.run_get(user=request.user, run_id=run_id)  # NotFound -> the 404 page
     checkpoints = list(selectors.run_checkpoints(run=run))
     best = selectors.best_checkpoint(run)
     summary = run.summary or {}
@@ -106,10 +99,11 @@ def run_detail_view(request, run_id: int):
         "best": best,
         "can_change": selectors.can_change(request.user, run),
         "queue_position": selectors.run_queue_position(run),
+        "timing": selectors.run_timing(run),  # phase, elapsed / duration, error code
         "model_version_id": selectors.run_model_version_id(run),
         "stages": run.hyperparameters.get("stages") or [],
     }
-    return render_page(request, "training/detail.html", ctx, partial=request.GET.get("partial") or "results")
+    return render_page(request, "training/detail.html", ctx, partial="results")
 
 
 @login_required
@@ -127,10 +121,12 @@ def run_cancel_view(request, run_id: int):
 @require_POST
 def run_relaunch_view(request, run_id: int):
     try:
-        ckpt_id = int(request.POST.get("checkpoint_id", "0"))
+        ckpt_id = parse_id(request.POST.get("checkpoint_id"), what="checkpoint")
+        if ckpt_id is None:
+            raise ValidationFailed("Choose a checkpoint to relaunch from.", field="checkpoint_id")
         run = services.run_relaunch(user=request.user, run_id=run_id, checkpoint_id=ckpt_id)
-    except (ApplicationError, ValueError) as exc:
-        messages.error(request, getattr(exc, "message", str(exc)))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
         return redirect("training:detail", run_id=run_id)
     messages.success(request, f"Run {run.pk} relaunched from the checkpoint.")
     return redirect("training:detail", run_id=run.pk)
@@ -139,10 +135,10 @@ def run_relaunch_view(request, run_id: int):
 @login_required
 @require_POST
 def run_promote_view(request, run_id: int):
-    raw = request.POST.get("checkpoint_id", "")
     try:
-        version = services.checkpoint_promote(user=request.user, checkpoint_id=int(raw) if raw.isdigit() else None,
-                                              run_id=run_id)
+        version = services.checkpoint_promote(
+            user=request.user, checkpoint_id=parse_id(request.POST.get("checkpoint_id"), what="checkpoint"),
+            run_id=run_id)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("training:detail", run_id=run_id)
@@ -152,8 +148,6 @@ def run_promote_view(request, run_id: int):
 
 @login_required
 def run_compare_view(request):
-    ids = []
-    for raw in request.GET.getlist("ids"):
-        ids += [int(x) for x in raw.split(",") if x.strip().isdigit()]
-    data = charts.compare_runs(user=request.user, run_ids=ids[:10])
+    ids = parse_id_list(request.GET.getlist("ids"))[:10]
+    data = charts.compare_runs(user=request.user, run_ids=ids)
     return render_page(request, "training/compare.html", {"data": data, "ids": ids})

@@ -29,3 +29,13 @@ def jsonl(tmp_path):
     def _make(rows, name="data.jsonl"):
         return write_jsonl(tmp_path / name, rows)
     return _make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_tokenizer_loaded():
+    """These tests stand for a web process whose default tokenizer is already loaded, so small uploads
+    are parsed in the request whatever ran before (a process without it sends even a small upload to the
+    worker: see test_import_batches.py)."""
+    from apps.datasets.validation.tokens import counter_for_base_model
+
+    counter_for_base_model(None)

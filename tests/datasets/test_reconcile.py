@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
 
+from apps.core.models import Job
 from apps.datasets import services
 from apps.datasets.models import DatasetVersion, Example
 
@@ -39,9 +40,15 @@ def _interrupted(member, *, worker, heartbeat_at=None, rows=30, name="big"):
     for i in range(3):
         Example.objects.create(version=v, index=i, messages=[{"role": "user", "content": "x"}], content_hash=str(i))
     DatasetVersion.objects.filter(pk=v.pk).update(
-        worker=worker, heartbeat_at=heartbeat_at or timezone.now(),
         progress={"stage": "validating", "examples": 3, "total": rows, "columns": {}})
+    _held_by(v, worker, heartbeat_at)
     return v
+
+
+def _held_by(v, worker, heartbeat_at=None):
+    """What a worker's claim leaves on the version's job (its holder and last heartbeat)."""
+    Job.objects.filter(pk=v.job_id).update(status="running", holder=worker,
+                                           heartbeat_at=heartbeat_at or timezone.now())
 
 
 def _page(client, v):
@@ -50,11 +57,13 @@ def _page(client, v):
 
 def test_worker_records_itself_and_heartbeat(member):
     v = services.dataset_import(user=member, name="bg", file=_file(good_rows(12)), background=True)
-    assert v.worker == "" and v.heartbeat_at is None
+    assert v.job.holder == "" and v.job.heartbeat_at is None and v.job.kind == "dataset.import"
     from workers.datasets import import_dataset_version
     import_dataset_version.fn(v.pk)
     v.refresh_from_db()
-    assert v.status == "ready" and v.worker == services.worker_id() and v.heartbeat_at is not None
+    job = Job.objects.get(pk=v.job_id)
+    assert v.status == "ready" and job.status == "succeeded" and job.heartbeat_at is not None
+    assert job.started_at is not None and job.holder == ""  # released once finished
 
 
 def test_dead_worker_same_host_is_requeued_and_finishes(member, client, django_capture_on_commit_callbacks):
@@ -63,7 +72,8 @@ def test_dead_worker_same_host_is_requeued_and_finishes(member, client, django_c
     with django_capture_on_commit_callbacks(execute=True):
         assert services.version_reconcile_imports() == [(v.pk, "requeued")]
     v.refresh_from_db()
-    assert v.status == "importing" and v.worker == "" and v.examples.count() == 0  # partial rows deleted
+    assert v.status == "importing" and v.examples.count() == 0  # partial rows deleted
+    assert Job.objects.get(pk=v.job_id).holder == "" and Job.objects.get(pk=v.job_id).status == "queued"
     assert v.progress["stage"] == "queued" and v.progress["requeued"] == 1
     assert _queued() == before + 1
     client.force_login(member)
@@ -94,7 +104,8 @@ def test_other_host_uses_heartbeat_threshold(member, django_capture_on_commit_ca
         actions = services.version_reconcile_imports()
     assert actions == [(stale.pk, "requeued")]
     fresh.refresh_from_db()
-    assert fresh.status == "importing" and fresh.worker == "elsewhere:4242" and fresh.examples.count() == 3
+    assert fresh.status == "importing" and fresh.examples.count() == 3
+    assert Job.objects.get(pk=fresh.job_id).holder == "elsewhere:4242"
     # a smaller threshold (the command's --stale-after) takes the fresh one too
     with django_capture_on_commit_callbacks(execute=True):
         assert services.version_reconcile_imports(stale_after_s=0) == [(fresh.pk, "requeued")]
@@ -117,7 +128,7 @@ def test_repeatedly_killed_import_is_failed_not_looped(member, django_capture_on
     for n in range(services.IMPORT_MAX_REQUEUES):
         with django_capture_on_commit_callbacks(execute=True):
             assert services.version_reconcile_imports() == [(v.pk, "requeued")]
-        DatasetVersion.objects.filter(pk=v.pk).update(worker=f"{socket.gethostname()}:{_dead_pid()}")
+        _held_by(v, f"{socket.gethostname()}:{_dead_pid()}")
     assert services.version_reconcile_imports() == [(v.pk, "failed")]
     v.refresh_from_db()
     assert v.status == "failed" and f"interrupted {services.IMPORT_MAX_REQUEUES + 1} times" in v.error
@@ -127,8 +138,10 @@ def test_repeatedly_killed_import_is_failed_not_looped(member, django_capture_on
 def test_interrupted_fix_is_failed_and_parent_untouched(member):
     v1 = services.dataset_import(user=member, name="fx", file=_file(good_rows(12)))
     v2 = DatasetVersion.objects.create(dataset=v1.dataset, number=2, parent=v1, status="importing",
-                                       source_file=v1.source_file, note="Drop exact duplicates",
-                                       worker=f"{socket.gethostname()}:{_dead_pid()}", heartbeat_at=timezone.now())
+                                       source_file=v1.source_file, note="Drop exact duplicates")
+    v2.job_id = services.version_job_id(v2)  # a derive job, held by a process that then died
+    assert v2.job.kind == "dataset.derive"
+    _held_by(v2, f"{socket.gethostname()}:{_dead_pid()}")
     assert services.version_reconcile_imports() == [(v2.pk, "failed")]
     v2.refresh_from_db()
     v1.refresh_from_db()
@@ -145,10 +158,10 @@ def test_reconcile_imports_command(member, django_capture_on_commit_callbacks):
 
 
 def test_worker_boot_middleware_reconciles(member, django_capture_on_commit_callbacks):
-    from workers.datasets import ImportReconciler
+    from workers.periodic import JobReconciler
 
     broker = dramatiq.get_broker()
-    mws = [m for m in broker.middleware if isinstance(m, ImportReconciler)]
+    mws = [m for m in broker.middleware if isinstance(m, JobReconciler)]
     assert len(mws) == 1
     v = _interrupted(member, worker=f"{socket.gethostname()}:{_dead_pid()}")
     v2 = _interrupted(member, worker=f"{socket.gethostname()}:{_dead_pid()}", name="gone")
@@ -163,7 +176,8 @@ def test_worker_boot_middleware_reconciles(member, django_capture_on_commit_call
 
 def test_inline_import_records_holder(member):
     v = services.dataset_import(user=member, name="inline", file=_file(good_rows(12)))
-    assert v.status == "ready" and v.worker == services.worker_id()
+    job = Job.objects.get(pk=v.job_id)
+    assert v.status == "ready" and job.status == "succeeded" and job.started_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -172,14 +186,12 @@ def test_heartbeat_thread_beats_while_the_import_works(member):
 
     v = services.dataset_import(user=member, name="hb", file=_file(good_rows(5)), background=True)
     old = timezone.now() - timedelta(hours=1)
-    DatasetVersion.objects.filter(pk=v.pk).update(worker=services.worker_id(), heartbeat_at=old)
-    with services._Heartbeat(v.pk, services.worker_id(), every_s=0.05):
+    _held_by(v, services.worker_id(), old)
+    with services.import_heartbeat(v.pk, services.worker_id(), every_s=0.05):
         time.sleep(0.4)
-    v.refresh_from_db()
-    assert v.heartbeat_at > old + timedelta(minutes=59)
+    assert Job.objects.get(pk=v.job_id).heartbeat_at > old + timedelta(minutes=59)
     # another holder's beat does not touch it
-    DatasetVersion.objects.filter(pk=v.pk).update(heartbeat_at=old)
-    with services._Heartbeat(v.pk, "elsewhere:1", every_s=0.05):
+    Job.objects.filter(pk=v.job_id).update(heartbeat_at=old)
+    with services.import_heartbeat(v.pk, "elsewhere:1", every_s=0.05):
         time.sleep(0.2)
-    v.refresh_from_db()
-    assert v.heartbeat_at == old
+    assert Job.objects.get(pk=v.job_id).heartbeat_at == old

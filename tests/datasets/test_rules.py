@@ -31,6 +31,7 @@ CASES = [
     (msgs(U, A, tools=TOOLS), "together", "unexpected_column", "error"),
     ({"messages": "hello"}, "local", "messages_not_list", "error"),
     ({"messages": []}, "local", "empty_messages", "error"),
+    (msgs({"role": "user", "content": "bad\u0000byte"}, A), "local", "nul_character", "error"),
     (msgs({"content": "hi"}, A), "local", "missing_role", "error"),
     (msgs({"role": "robot", "content": "hi"}, A), "local", "invalid_role", "error"),
     (msgs(U, CALL, TOOL_REPLY, A), "together", "role_not_supported", "error"),

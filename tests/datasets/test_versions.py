@@ -4,6 +4,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from apps.core.exceptions import ValidationFailed
 from apps.datasets import selectors, services
 from apps.datasets.models import DatasetVersion
 
@@ -136,38 +137,38 @@ def test_background_import_via_worker(member, django_capture_on_commit_callbacks
 
 
 def test_failed_parse_leaves_no_examples(member, settings, monkeypatch):
-    from apps.datasets import services as svc
+    from apps.datasets.services import versions
 
     calls = {"n": 0}
-    real = svc._example_row
+    real = versions.example_row
 
     def boom(version, a):
         calls["n"] += 1
         if calls["n"] > 5:
             raise RuntimeError("disk full")
         return real(version, a)
-    monkeypatch.setattr(svc, "_example_row", boom)
-    monkeypatch.setattr(svc, "INSERT_BATCH", 2)
+    monkeypatch.setattr(versions, "example_row", boom)
+    monkeypatch.setattr(versions, "INSERT_BATCH", 2)
     v = services.dataset_import(user=member, name="f", file=_file(good_rows(20)))
     assert v.status == "failed" and "disk full" in v.error and v.examples.count() == 0
 
 
 def test_failed_background_import_deletes_committed_batches(member, monkeypatch):
-    from apps.datasets import services as svc
+    from apps.datasets.services import versions
 
     v = services.dataset_import(user=member, name="bg", file=_file(good_rows(30)), background=True)
     assert v.status == "importing"
     calls = {"n": 0}
-    real = svc._example_row
+    real = versions.example_row
 
     def boom(version, a):
         calls["n"] += 1
         if calls["n"] > 25:
             raise RuntimeError("worker lost its disk")
         return real(version, a)
-    monkeypatch.setattr(svc, "_example_row", boom)
-    monkeypatch.setattr(svc, "INSERT_BATCH", 5)
-    v = svc.version_process(version_id=v.pk, atomic=False)
+    monkeypatch.setattr(versions, "example_row", boom)
+    monkeypatch.setattr(versions, "INSERT_BATCH", 5)
+    v = services.version_process(version_id=v.pk)
     assert v.status == "failed" and "worker lost its disk" in v.error and v.examples.count() == 0
 
 
@@ -184,6 +185,10 @@ def test_edit_example_creates_version_and_diff(member, client):
     with pytest.raises(ValidationFailed) as exc:
         services.example_edit(user=member, version_id=v1.pk, index=3, messages=[{"role": "user", "content": "x"}])
     assert exc.value.field == "messages" and "assistant" in exc.value.message
+    with pytest.raises(ValidationFailed) as exc:  # PostgreSQL's jsonb refuses NUL: a field error, not a 500
+        services.example_edit(user=member, version_id=v1.pk, index=3,
+                              messages=[{"role": "user", "content": "a\u0000b"}, new_msgs[1]])
+    assert exc.value.field == "messages" and "NUL" in exc.value.message
     v3 = services.example_edit(user=member, version_id=v2.pk, index=0, messages=None, delete=True)
     assert v3.example_count == 11
     client.force_login(member)
@@ -264,7 +269,7 @@ def test_category_zip_is_streamed_from_a_temp_file_and_round_trips(member, clien
 
 def test_category_zip_bad_format_leaves_no_temp_file(member, client, tmp_path, settings):
     v = services.dataset_import(user=member, name="zbad", file=str(_scenario_folder(tmp_path / "sc", cats=("a",))))
-    with pytest.raises(services.ValidationFailed):
+    with pytest.raises(ValidationFailed):
         services.version_export_zip_file(version=v, fmt="martian")
     client.force_login(member)
     r = client.get(f"/datasets/{v.dataset_id}/export/?version={v.pk}&kind=categories&format=martian")
@@ -279,7 +284,7 @@ def test_category_zip_failure_midway_removes_the_temp_file(member, tmp_path, set
     def boom(**kw):
         yield '{"messages": []}\n'
         raise RuntimeError("database went away")
-    monkeypatch.setattr(services, "version_export_lines", boom)
+    monkeypatch.setattr(services.exports, "version_export_lines", boom)
     with pytest.raises(RuntimeError):
         services.version_export_zip_file(version=v)
     assert not any((settings.ARTIFACT_ROOT / services.EXPORT_TMP_DIR).iterdir())

@@ -1,14 +1,16 @@
-"""The real stack for end-to-end tests: `python -m training_hub.launcher` (embedded Redis, uvicorn,
-Dramatiq workers on queues gpu and default, the inference process) on free loopback ports, with its
-own data dir, a tiny base model and an admin with an API key."""
+"""The real stack for end-to-end tests: `python -m training_hub.launcher` (embedded Redis, embedded
+PostgreSQL, uvicorn, Dramatiq workers on queues gpu and default, the inference process) on free loopback
+ports, with its own data dir, a tiny base model and an admin with an API key."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,12 +95,25 @@ def start_stack(data_dir: Path, extra_env: dict | None = None):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+        if "DATABASE_URL" not in env:  # the launcher was the embedded PostgreSQL's last user: it stopped it
+            from training_hub import embedded_postgres
+
+            pgdata = data_dir / "postgres"
+            running = embedded_postgres.is_running(pgdata)
+            embedded_postgres.remove(pgdata)
+            assert not running, f"the embedded PostgreSQL of {pgdata} still runs after the launcher stopped"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """The embedded default: SQLite + the embedded Redis."""
-    yield from start_stack(tmp_path_factory.mktemp("hub-e2e"))
+def stack():
+    """The embedded default: the embedded PostgreSQL + the embedded Redis. The data dir is straight under
+    /tmp rather than pytest's tmp_path: as root the PostgreSQL server runs as another user, who must
+    traverse the folders above its data, and each new pytest session resets /tmp/pytest-of-root to 0700."""
+    data_dir = Path(tempfile.mkdtemp(prefix="hub-e2e-"))
+    try:
+        yield from start_stack(data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def chat_jsonl(n: int = 40) -> bytes:
@@ -121,3 +136,21 @@ def wait_run(client: httpx.Client, run_id: int, statuses=("succeeded", "failed",
             return body
         time.sleep(1)
     raise AssertionError(f"run {run_id} did not reach {statuses}: {body}")
+
+
+def upload_ready(client: httpx.Client, name: str, filename: str, content: bytes, timeout=180) -> int:
+    """Upload through /api and return the version id once it is ready: 201 when the web process parsed
+    it in the request, 202 when it went to the worker (a big file, or no tokenizer loaded in the web
+    process yet) — then it is polled until ready."""
+    r = client.post("/api/datasets", data={"name": name}, files={"file": (filename, content, "application/jsonl")})
+    assert r.status_code in (201, 202), r.text
+    body = r.json()
+    deadline = time.monotonic() + timeout
+    while body["status"] == "importing":
+        assert time.monotonic() < deadline, f"version {body['id']} still importing after {timeout} s"
+        time.sleep(0.5)
+        r = client.get(f"/api/datasets/versions/{body['id']}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+    assert body["status"] == "ready", body
+    return body["id"]

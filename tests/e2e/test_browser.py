@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from tests.e2e.conftest import chat_jsonl
+from tests.e2e.conftest import chat_jsonl, upload_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -27,13 +27,13 @@ def browser():
 
 def test_login_start_run_and_watch_live_loss(stack, browser):
     c = stack.client()
-    r = c.post("/api/datasets", data={"name": "browser data"},
-               files={"file": ("browser.jsonl", chat_jsonl(40), "application/jsonl")})
-    assert r.status_code in (200, 201), r.text
-    version_id = r.json().get("version_id") or r.json()["id"]
+    version_id = upload_ready(c, "browser data", "browser.jsonl", chat_jsonl(40))
 
     page = browser.new_page()
     page.set_default_timeout(30_000)
+    # the real stack sends the Content-Security-Policy: the live chart must work under it (websocket included)
+    csp_violations = []
+    page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{stack.url}/")
     assert "/accounts/login/" in page.url
     page.fill("#id_username", "admin")
@@ -55,6 +55,7 @@ def test_login_start_run_and_watch_live_loss(stack, browser):
     assert status.strip() in ("running", "succeeded")
     n_traces = page.evaluate("() => document.getElementById('loss-chart').data[0].x.length")
     assert n_traces >= 2
+    assert csp_violations == []
     page.screenshot(path=str(stack.data_dir / "run-page.png"), full_page=True)
     # Stop the long run so the suite stays short.
     run_id = int(page.url.rstrip("/").split("/")[-1])

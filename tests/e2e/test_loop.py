@@ -3,18 +3,24 @@ against the real processes."""
 import openai
 import pytest
 
-from tests.e2e.conftest import chat_jsonl, wait_run
+from tests.e2e.conftest import chat_jsonl, upload_ready, wait_run
 
 pytestmark = [pytest.mark.e2e]
 
 
+def _assert_job_succeeded(c, kind: str, target_id: int) -> None:
+    """The Jobs API lists the job of `kind` for `target_id`, finished succeeded (imports parsed in the request
+    and those the worker imported both have one)."""
+    r = c.get("/api/jobs", params={"kind": kind, "limit": 500})
+    assert r.status_code == 200, r.text
+    jobs = [j for j in r.json() if j["target"]["id"] == target_id]
+    assert len(jobs) == 1 and jobs[0]["status"] == "succeeded", (kind, target_id, jobs)
+
+
 def run_whole_loop(stack, alias: str = "e2e") -> None:
     c = stack.client()
-    r = c.post("/api/datasets", data={"name": "e2e arithmetic"},
-               files={"file": ("arith.jsonl", chat_jsonl(40), "application/jsonl")})
-    assert r.status_code in (200, 201), r.text
-    dataset = r.json()
-    version_id = dataset.get("version_id") or dataset["id"]
+    version_id = upload_ready(c, "e2e arithmetic", "arith.jsonl", chat_jsonl(40))
+    _assert_job_succeeded(c, "dataset.import", version_id)
 
     r = c.post("/api/runs", json={"dataset_version_id": version_id, "base_model": "tiny",
                                   "hyperparameters": {"max_steps": 12, "batch_size": 4, "learning_rate": 3e-3,
@@ -24,6 +30,7 @@ def run_whole_loop(stack, alias: str = "e2e") -> None:
     done = wait_run(c, run["id"])
     assert done["status"] == "succeeded", (done, stack.logs())
     assert done["model_version_id"]
+    _assert_job_succeeded(c, "training.local", run["id"])
     points = c.get(f"/api/runs/{run['id']}/metrics", params={"kind": "train"}).json()
     losses = [p["loss"] for p in points if p.get("loss") is not None]
     assert len(losses) >= 2 and losses[-1] < losses[0], losses

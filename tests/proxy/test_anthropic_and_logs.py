@@ -96,6 +96,8 @@ def test_count_tokens(claude, versions):
 def _drain_logs(timeout=5.0):
     import dramatiq
 
+    from workers import proxy  # noqa: F401 - this test plays the worker process, which imports the actors
+
     broker = dramatiq.get_broker()
     worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
     worker.start()

@@ -143,5 +143,7 @@ def test_base_model_form(client, admin_user, member, tiny_model_dir, tmp_path):
     client.force_login(admin_user)
     r = client.post("/models/", {"id": "x", "path": str(tmp_path / "nope")})
     assert r.status_code == 422 and b"is not a folder" in r.content
+    r = client.post("/models/", {"id": "x", "path": "/tmp/" + "a" * 300})  # a name longer than the OS allows
+    assert r.status_code == 422 and b"Not a usable path" in r.content
     r = client.post("/models/", {"id": "x", "path": str(tiny_model_dir)})
     assert r.status_code == 302

@@ -109,3 +109,39 @@ def test_new_run_placeholders_follow_the_method_select(client, member, qa_versio
     assert page.get_attribute("#run-form input[name=max_seq_len]", "placeholder") == "512"
     page.select_option("select[name=backend]", "together")
     assert page.get_attribute(lr, "placeholder") == ""
+
+
+def test_new_run_form_shows_only_the_fields_of_the_method_and_backend(client, member, qa_version, tiny_base_model,
+                                                                       page_for):
+    """static/js/run_form.js: the inputs that do not apply are hidden and disabled (so not submitted)."""
+    from apps.training.hyperparameters import TABLE, applicable
+
+    client.force_login(member)
+    html = client.get(f"/runs/new/?dataset_version={qa_version.pk}").content.decode()
+    page = page_for(html, "/runs/new/", [])
+    rows = [s.name for s in TABLE if s.in_form]
+
+    def state():
+        return page.evaluate("""(rows) => {
+            const form = document.getElementById('run-form');
+            const out = {};
+            for (const name of rows) {
+                const el = form.elements[name];
+                out[name] = !el.closest('.hp-field').hidden && !el.disabled && !el.closest('details').hidden;
+            }
+            out.__posted = [...new FormData(form).keys()];
+            return out;
+        }""", rows)
+
+    for method, backend in [("lora", "local"), ("full", "local"), ("scratch", "local"), ("lora", "together"),
+                            ("full", "together")]:
+        page.select_option("select[name=backend]", backend)
+        page.select_option("select[name=method]", method)
+        seen = state()
+        expected = {s.name for s in applicable(method, backend) if s.in_form}
+        assert {n for n in rows if seen[n]} == expected, (method, backend)
+        assert not (set(rows) - expected) & set(seen["__posted"]), (method, backend)
+    # scratch on Together is not offered: no hyperparameter input at all
+    page.select_option("select[name=method]", "scratch")
+    assert not any(state()[n] for n in rows)
+    assert page.is_hidden("#run-form input[name=remote_model]") and page.is_hidden("#run-form select[name=base_model]")

@@ -118,7 +118,7 @@ def test_queue_position(member, qa_version, tiny_base_model):
 
 
 def test_tokens_per_second_default_and_measured(member, qa_version, tiny_base_model):
-    from apps.training.estimates import DEFAULT_TOKENS_PER_S, tokens_per_second
+    from apps.training.services import DEFAULT_TOKENS_PER_S, tokens_per_second
 
     assert tokens_per_second(None) == DEFAULT_TOKENS_PER_S
     for tps in (100.0, 300.0, 200.0):
@@ -170,3 +170,77 @@ def test_together_backend_validation(member, qa_version, settings):
         services.run_create(user=member, dataset_version_id=qa_version.pk, backend="together", base_model="m",
                             method="scratch")
     assert "method" in _fields(exc)
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: on_commit callbacks fire when each transaction ends
+def test_relaunch_sends_its_message_only_after_the_checkpoint_is_copied(member, qa_version, tiny_base_model,
+                                                                           settings, monkeypatch):
+    """Regression: the relaunched run's message went out when run_create committed, before the checkpoint
+    was copied and its Checkpoint row written, so a fast worker could start training from step 0."""
+    from django.db import transaction
+
+    from apps.core.jobs import enqueue as enqueue_module
+    from apps.training.models import Checkpoint
+
+    source = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny",
+                                 hyperparameters={"max_steps": 8})
+    ckpt_dir = settings.ARTIFACT_ROOT / source.output_dir / "stage-0" / "checkpoint-4"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "adapter_model.safetensors").write_bytes(b"weights")
+    ckpt = Checkpoint.objects.create(run=source, step=4, stage=0, path=str(ckpt_dir.relative_to(settings.ARTIFACT_ROOT)))
+
+    seen: list[dict] = []
+
+    def observe(actor_name, run_id):
+        rows = list(Checkpoint.objects.filter(run_id=run_id).values_list("step", "path"))
+        run = TrainingRun.objects.get(pk=run_id)
+        seen.append({"actor": actor_name, "run_id": run_id, "checkpoints": rows,
+                     "on_disk": [(settings.ARTIFACT_ROOT / p / "adapter_model.safetensors").is_file() for _, p in rows],
+                     "relaunched_from": (run.summary or {}).get("relaunched_from")})
+
+    def fake_enqueue(actor_name, *args, queue_name=None, delay_ms=None, on_commit=True, **kwargs):
+        send = lambda: observe(actor_name, *args)  # noqa: E731 - what a worker would find when the message arrives
+        transaction.on_commit(send) if on_commit else send()
+
+    monkeypatch.setattr(enqueue_module, "enqueue", fake_enqueue)
+    new = services.run_relaunch(user=member, run_id=source.pk, checkpoint_id=ckpt.pk)
+
+    sent = [s for s in seen if s["run_id"] == new.pk]
+    assert len(sent) == 1 and sent[0]["actor"] == "train_run"
+    assert [step for step, _ in sent[0]["checkpoints"]] == [4] and sent[0]["on_disk"] == [True]
+    assert sent[0]["relaunched_from"] == {"run_id": source.pk, "checkpoint_id": ckpt.pk, "step": 4}
+    new.refresh_from_db()
+    assert new.status == "queued" and new.job.status == "queued" and new.job.enqueued_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relaunch_that_cannot_copy_fails_its_run_and_sends_nothing(member, qa_version, tiny_base_model, settings,
+                                                                    monkeypatch):
+    """A copy that fails (disk full, permissions) leaves a failed run with a one-line error, never a queued
+    run that a worker (or the lost-message reconciler) would train from scratch."""
+    import shutil as shutil_module
+
+    from apps.core.exceptions import ApplicationError
+    from apps.core.jobs import enqueue as enqueue_module
+    from apps.training.models import Checkpoint
+
+    source = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny",
+                                 hyperparameters={"max_steps": 8})
+    ckpt_dir = settings.ARTIFACT_ROOT / source.output_dir / "stage-0" / "checkpoint-4"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "adapter_model.safetensors").write_bytes(b"weights")
+    ckpt = Checkpoint.objects.create(run=source, step=4, stage=0, path=str(ckpt_dir.relative_to(settings.ARTIFACT_ROOT)))
+    sent: list = []
+    monkeypatch.setattr(enqueue_module, "enqueue", lambda actor_name, *args, **kw: sent.append((actor_name, args)))
+
+    def copytree(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil_module, "copytree", copytree)
+    with pytest.raises(ApplicationError) as exc:
+        services.run_relaunch(user=member, run_id=source.pk, checkpoint_id=ckpt.pk)
+    assert "No space left on device" in exc.value.message
+    new = TrainingRun.objects.exclude(pk=source.pk).get()
+    assert new.status == "failed" and "No space left on device" in new.error and "\n" not in new.error
+    assert new.job.status == "failed" and new.job.error_code == "E_RELAUNCH_COPY"
+    assert sent == []

@@ -44,21 +44,17 @@ def broker():
 
 @pytest.fixture
 def make_run(member):
-    from apps.datasets.models import Dataset, DatasetVersion, Example
+    from tests.factories import DatasetVersionFactory, TrainingRunFactory
 
     def _make(hyperparameters=None, n_examples=6, method="lora", **fields):
-        dataset = Dataset.objects.create(name="support", owner=member)
-        version = DatasetVersion.objects.create(dataset=dataset, number=1, status="ready", example_count=n_examples)
-        for i in range(n_examples):
-            Example.objects.create(version=version, index=i, content_hash=f"h{i}", messages=[
-                {"role": "system", "content": "You are helpful."},
-                {"role": "user", "content": f"Question {i} <b>?</b>"},
-                {"role": "assistant", "content": f"Answer {i}.", "weight": 1},
-            ])
-        return TrainingRun.objects.create(name=fields.pop("name", "remote run"), owner=member, dataset_version=version,
-                                          backend="together", method=method,
-                                          hyperparameters=dict(HP if hyperparameters is None else hyperparameters),
-                                          **fields)
+        version = DatasetVersionFactory(owner=member, dataset__name="support", examples=[{"messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": f"Question {i} <b>?</b>"},
+            {"role": "assistant", "content": f"Answer {i}.", "weight": 1},
+        ]} for i in range(n_examples)])
+        return TrainingRunFactory(name=fields.pop("name", "remote run"), owner=member, dataset_version=version,
+                                  backend="together", method=method,
+                                  hyperparameters=dict(HP if hyperparameters is None else hyperparameters), **fields)
 
     return _make
 
@@ -383,8 +379,13 @@ def test_state_map_covers_togethers_statuses():
 def test_concurrent_duplicate_message_does_not_submit_twice(fake_together, make_run):
     from django.utils import timezone
 
+    from apps.core.jobs.services import job_claim
+    from apps.core.models import Job
+    from apps.training.services import run_job_id
+
     run = make_run()
-    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())  # another worker claimed it
+    job_claim(job_id=run_job_id(run), holder="elsewhere:1")  # another worker is submitting it
+    Job.objects.filter(pk=run_job_id(run)).update(heartbeat_at=timezone.now())
     together_run.fn(run.pk)
     run.refresh_from_db()
     assert run.status == "queued" and run.remote_job_id == ""
@@ -393,20 +394,45 @@ def test_concurrent_duplicate_message_does_not_submit_twice(fake_together, make_
 
 def test_reconcile_requeues_runs_whose_poll_was_lost(fake_together, make_run, broker,
                                                      django_capture_on_commit_callbacks):
+    """Regression: nothing ever scheduled a reconcile, so a lost poll message stalled a remote run for ever.
+    Now each step records when the next poll is due, and the job reconciler (worker boot + every 30 s)
+    sends the poll again once it is overdue by the kind's stall timeout."""
     from datetime import timedelta
 
     from django.utils import timezone
 
+    from apps.core.jobs.reconcile import job_reconcile
+    from apps.core.models import Job
+
     run = make_run()
-    together_run.fn(run.pk)  # submitted; pretend the delayed poll message was lost
-    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    together_run.fn(run.pk)  # submitted; the delayed poll message is then lost
+    run.refresh_from_db()
+    job = Job.objects.get(pk=run.job_id)
+    assert job.status == "running" and job.holder == "" and job.next_poll_at is not None
+    assert job_reconcile(kinds=["training.together"]) == []  # its next poll is due: not stalled
+    Job.objects.filter(pk=job.pk).update(next_poll_at=timezone.now() - timedelta(hours=1))
     fresh = make_run(name="fresh")
-    TrainingRun.objects.filter(pk=fresh.pk).update(heartbeat_at=timezone.now())
+    together_run.fn(fresh.pk)  # submitted too, next poll due now: left alone
     broker.flush_all()
     with django_capture_on_commit_callbacks(execute=True):
-        assert backend.together_reconcile() == [run.pk]
+        assert [(j.target_id, a) for j, a in job_reconcile(kinds=["training.together"])] == [(run.pk, "resent")]
     assert broker.queues["default"].qsize() == 1
     assert step_until_done(TrainingRun.objects.get(pk=run.pk))[-1] == "succeeded"
+
+
+def test_the_poll_reconciler_is_scheduled_every_30_seconds():
+    """The periodic reconcile is on dramatiq-crontab's schedule (the `scheduler` Procfile process)."""
+    from pathlib import Path
+
+    from dramatiq_crontab import scheduler
+
+    import workers.periodic  # noqa: F401
+
+    jobs = {j.name: j for j in scheduler.get_jobs()}
+    assert "jobs_reconcile" in jobs
+    assert jobs["jobs_reconcile"].trigger.interval.total_seconds() == 30
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text()
+    assert "scheduler: python manage.py crontab" in procfile
 
 
 @pytest.mark.django_db(transaction=True)
@@ -490,3 +516,35 @@ def test_step_over_the_time_limit_fails_the_run(fake_together, make_run, monkeyp
         together_run.fn(run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and "took longer than 30 minutes" in run.error
+
+
+def test_only_the_train_split_is_sent_to_together(fake_together, make_run):
+    """Regression: the export had no split filter, so Together trained on the validation split too."""
+    run = make_run(n_examples=6)
+    run.dataset_version.examples.filter(index__gte=4).update(split="validation")
+    together_run.fn(run.pk)
+    (upload,) = fake_together.files.values()
+    rows = [json.loads(line) for line in upload["content"].splitlines()]
+    assert [r["messages"][1]["content"] for r in rows] == [f"Question {i} <b>?</b>" for i in range(4)]
+    run.refresh_from_db()
+    assert run.summary["remote_file_lines"] == 4
+
+
+def test_remote_run_phases_and_one_line_error_code(fake_together, make_run):
+    """A remote run's job moves through submitting -> queued -> training and ends with a coded error."""
+    from apps.core.models import Job
+
+    fake_together.script = ["pending", "running", "error"]
+    fake_together.error_message = "Training failed: bad data\n  at /srv/together/worker.py line 3"
+    run = make_run()
+    together_run.fn(run.pk)
+    run.refresh_from_db()
+    assert Job.objects.get(pk=run.job_id).phase == "queued" and run.status == "queued"
+    together_run.fn(run.pk)
+    run.refresh_from_db()
+    job = Job.objects.get(pk=run.job_id)
+    assert job.phase == "training" and run.status == "running" and job.progress["unit"] == "steps"
+    step_until_done(run)
+    job.refresh_from_db()
+    assert run.status == job.status == "failed" and job.error_code == "E_TOGETHER_JOB_ERROR"
+    assert "\n" not in run.error and "/srv/together" not in run.error and "bad data" in run.error

@@ -6,6 +6,7 @@ import pytest
 
 from apps.core.exceptions import ValidationFailed
 from apps.training import services
+from apps.training.services import estimates
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +31,8 @@ def _no_tokenizing(monkeypatch):
     def boom(*a, **kw):
         raise AssertionError("the dataset was tokenized although its stored counts match")
 
-    monkeypatch.setattr(services, "_token_lengths", boom)
-    monkeypatch.setattr(services, "version_examples", boom)
+    monkeypatch.setattr(estimates, "token_lengths", boom)
+    monkeypatch.setattr(estimates, "version_examples", boom)
     import transformers
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", boom)
@@ -84,8 +85,8 @@ def test_counts_from_another_tokenizer_or_incomplete_are_not_trusted(case, membe
     if case == "missing_count":
         Example.objects.filter(version=qa_version, split="train", index=0).update(token_count=None)
     calls = []
-    real = services._token_lengths
-    monkeypatch.setattr(services, "_token_lengths", lambda path, ex: calls.append(path) or real(path, ex))
+    real = estimates.token_lengths
+    monkeypatch.setattr(estimates, "token_lengths", lambda path, ex: calls.append(path) or real(path, ex))
     est = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny",
                               dry_run=True)["estimate"]
     assert calls == [tiny_base_model.path]

@@ -49,7 +49,7 @@ def test_run_page_and_list(logged_in, member, qa_version, tiny_base_model):
 
     run = run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny", name="<b>x</b>")
     html = logged_in.get(f"/runs/{run.pk}/").content.decode()
-    assert 'id="loss-chart"' in html and 'id="run-status"' in html and "window.hubLivePoints" in html
+    assert 'id="loss-chart"' in html and 'id="run-status"' in html and "/static/js/run_detail.js" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html  # escaped
     assert "Position 1 in the GPU queue" in html
     lst = logged_in.get("/runs/?status=queued").content.decode()

@@ -88,8 +88,12 @@ def test_heartbeat_thread_beats_while_the_engine_is_silent(member, qa_version, t
     from apps.training.models import TrainingRun
     from workers.training import Heartbeat
 
+    from apps.core.models import Job
+
     run = _create(member, qa_version)
-    assert run.heartbeat_at is None
+    assert run.job.heartbeat_at is None
+    run = services.run_claim(run_id=run.pk)  # this process holds the run's job
+    Job.objects.filter(pk=run.job_id).update(heartbeat_at=None)
     with Heartbeat(run.pk, every_s=0.05):
         time.sleep(0.3)
-    assert TrainingRun.objects.get(pk=run.pk).heartbeat_at is not None
+    assert Job.objects.get(pk=run.job_id).heartbeat_at is not None

@@ -5,6 +5,7 @@ import hashlib
 
 import pytest
 
+from apps.core.models import Job
 from apps.training import services
 from apps.training.models import Checkpoint, MetricPoint, TrainingRun
 
@@ -111,7 +112,7 @@ def test_killed_worker_resumes_from_checkpoint(member, qa_version, tiny_base_mod
     # the worker process is gone: pretend its pid is dead, then a new worker boots
     import socket
 
-    TrainingRun.objects.filter(pk=run.pk).update(summary={**run.summary, "worker": f"{socket.gethostname()}:999999"})
+    Job.objects.filter(pk=run.job_id).update(holder=f"{socket.gethostname()}:999999")
     assert services.run_reconcile() == [(run.pk, "resumed")]
     run.refresh_from_db()
     assert run.status == "queued"
@@ -126,12 +127,12 @@ def test_killed_worker_without_checkpoint_is_failed_with_metrics(member, qa_vers
     import socket
 
     run = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny", hyperparameters=FAST)
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", current_step=3,
-                                                 summary={"worker": f"{socket.gethostname()}:999999"})
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", current_step=3)
+    Job.objects.filter(pk=run.job_id).update(status="running", holder=f"{socket.gethostname()}:999999")
     MetricPoint.objects.create(run=run, step=1, values={"loss": 3.0})
     assert services.run_reconcile() == [(run.pk, "failed")]
     run.refresh_from_db()
-    assert run.status == "failed" and "step 3" in run.error
+    assert run.status == "failed" and "step 3" in run.error and run.job.error_code == "E_WORKER_LOST"
     assert MetricPoint.objects.filter(run=run).count() == 1
 
 
@@ -142,8 +143,9 @@ def test_live_worker_is_not_reconciled(member, qa_version, tiny_base_model):
     from django.utils import timezone
 
     run = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny", hyperparameters=FAST)
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now(),
-                                                 summary={"worker": f"{socket.gethostname()}:{os.getppid()}"})
+    TrainingRun.objects.filter(pk=run.pk).update(status="running")
+    Job.objects.filter(pk=run.job_id).update(status="running", heartbeat_at=timezone.now(),
+                                             holder=f"{socket.gethostname()}:{os.getppid()}")
     assert services.run_reconcile() == []
     assert services.run_claim(run_id=run.pk) is None  # a re-delivered message does not start it twice
 

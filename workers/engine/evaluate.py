@@ -67,12 +67,21 @@ def tool_call_scenarios(examples: list[dict], limit: int = 20) -> list[tuple[lis
     return out
 
 
-def tool_call_accuracy(model, tokenizer, examples: list[dict], *, max_new_tokens: int = 96) -> dict | None:
+def _check_stop(should_stop) -> None:
+    if should_stop is not None and should_stop():
+        from workers.engine.sft import StoppedByRequest
+
+        raise StoppedByRequest()
+
+
+def tool_call_accuracy(model, tokenizer, examples: list[dict], *, max_new_tokens: int = 96,
+                       should_stop=None) -> dict | None:
     scenarios = tool_call_scenarios(examples)
     if not scenarios:
         return None
     right, well_formed, rows = 0, 0, []
     for prompt, expected, tools in scenarios:
+        _check_stop(should_stop)
         answer = _generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, tools=tools)
         calls = parse_tool_calls(answer)
         ok_form = calls is not None and all(isinstance(c.get("arguments", {}), (dict, str)) for c in calls)
@@ -106,9 +115,10 @@ def default_prompts(examples: list[dict], n: int = 3) -> list[list[dict]]:
     return prompts
 
 
-def evaluate_after_training(job, model, tokenizer) -> dict:
+def evaluate_after_training(job, model, tokenizer, *, should_stop=None) -> dict:
     """Side-by-side answers of the base and the trained model on a prompt set; tool-call accuracy on
-    held-out scenarios when the data has tool calls."""
+    held-out scenarios when the data has tool calls. `should_stop()` is asked before every generation:
+    when it says so, StoppedByRequest is raised (a cancel during evaluation)."""
     hp = job.hp
     validation = [ex for st in job.stages for ex in st.validation]
     pool = validation or [ex for st in job.stages for ex in st.train]
@@ -119,15 +129,16 @@ def evaluate_after_training(job, model, tokenizer) -> dict:
     out: dict = {"side_by_side": []}
     base_ctx, base_model = _base_for_comparison(job, model)
     for prompt in prompts:
+        _check_stop(should_stop)
         trained = _generate(model, tokenizer, prompt, max_new_tokens=max_new)
         with base_ctx():
             base = _generate(base_model, tokenizer, prompt, max_new_tokens=max_new)
         out["side_by_side"].append({"prompt": prompt[-1].get("content", ""), "base": base, "trained": trained})
     if validation:
-        tools = tool_call_accuracy(model, tokenizer, validation)
+        tools = tool_call_accuracy(model, tokenizer, validation, should_stop=should_stop)
         if tools is not None:
             with base_ctx():
-                base_tools = tool_call_accuracy(base_model, tokenizer, validation)
+                base_tools = tool_call_accuracy(base_model, tokenizer, validation, should_stop=should_stop)
             tools["base_right_tool"] = base_tools["right_tool"] if base_tools else None
             out["tool_calls"] = tools
     return out
@@ -138,9 +149,9 @@ def _base_for_comparison(job, model):
     else the starting weights loaded separately."""
     if hasattr(model, "disable_adapter") and job.method == "lora" and not job.adapter_path:
         return model.disable_adapter, model
-    from workers.engine.sft import _load_causal_lm
+    from workers.engine.sft import load_causal_lm
 
-    base = _load_causal_lm(job.base_model_path)
+    base = load_causal_lm(job.base_model_path)
     if job.adapter_path:
         from peft import PeftModel
 

@@ -41,6 +41,17 @@ def row_format(obj: dict) -> str | None:
     return None
 
 
+def _has_nul(obj) -> bool:
+    """Whether any string in a decoded JSON value holds a NUL character (PostgreSQL's jsonb refuses it)."""
+    if isinstance(obj, str):
+        return "\x00" in obj
+    if isinstance(obj, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_has_nul(v) for v in obj)
+    return False
+
+
 class RowChecker:
     """Checks rows of one file. Keeps the per-file state (the file's row format)."""
 
@@ -73,6 +84,10 @@ class RowChecker:
             return None
 
     def _check(self, obj, line: int | None):
+        if _has_nul(obj):
+            self._err("nul_character", f"Line {line} contains a NUL character (\\u0000), which no database or "
+                                       "tokenizer keeps; remove it.", line)
+            return None
         if not isinstance(obj, dict):
             self._err("not_an_object", f"Line {line} is a JSON {type(obj).__name__}, not an object.", line)
             return None
@@ -114,6 +129,9 @@ class RowChecker:
 
     def _check_example(self, ex: dict):
         line = ex.get("source_line")
+        if _has_nul(ex.get("messages")) or _has_nul(ex.get("tools")):
+            self._err("nul_character", "The example contains a NUL character (\\u0000); remove it.", line)
+            return None
         kind = (ex.get("meta") or {}).get("kind", "chat")
         if kind == "text":
             content = ex["messages"][0]["content"] if ex["messages"] else ""

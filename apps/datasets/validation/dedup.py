@@ -8,6 +8,7 @@ similarity (>= threshold). State kept per example: its signature (32 x uint32) â
 from __future__ import annotations
 
 import re
+from zlib import crc32
 
 import numpy as np
 
@@ -43,8 +44,9 @@ _PAD = ("", "", "")
 def signatures(texts: list[str]) -> np.ndarray:
     """MinHash signatures, shape (len(texts), NUM_PERM), uint32.
 
-    Word 3-gram shingles are formed in numpy from per-word hashes (Python's str hash, seeded per
-    process: signatures are only compared within one run)."""
+    Word 3-gram shingles are formed in numpy from per-word crc32 hashes: stable across processes, so the
+    same data gets the same near-duplicate report in every worker and every run (Python's str hash is
+    seeded per process)."""
     if not texts:
         return np.empty((0, NUM_PERM), dtype=np.uint32)
     word_h: list[int] = []
@@ -55,7 +57,7 @@ def signatures(texts: list[str]) -> np.ndarray:
         words = findall(t.lower())
         if len(words) < 3:
             words = (words + list(_PAD))[:3]
-        word_h.extend(map(hash, words))
+        word_h.extend([crc32(w.encode()) for w in words])
     w = np.array(word_h, dtype=np.int64).view(np.uint64)
     with np.errstate(over="ignore"):
         sh = w[:-2] * _C1 + w[1:-1] * _C2 + w[2:]

@@ -24,7 +24,6 @@ from apps.datasets.validation.dedup import IntTable, NearDuplicateIndex, example
 BATCH = 1024
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
-DEFAULT_TOKENS_PER_SECOND = 160.0  # LoRA on a 135M model, 2 CPU cores (see bench/README.md)
 ROLES = ("system", "user", "assistant", "tool")
 
 
@@ -77,42 +76,14 @@ def _quantiles(values) -> dict:
             "p95": int(np.percentile(arr, 95)), "max": int(arr.max()), "min": int(arr.min())}
 
 
-def local_tokens_per_second(base_model_id: str | None) -> tuple[float, str]:
-    try:
-        from apps.training.estimates import tokens_per_second
-    except ImportError:
-        return DEFAULT_TOKENS_PER_SECOND, "default (160 tokens/s: LoRA on a 135M model, 2 CPU cores)"
-    try:
-        tps = float(tokens_per_second(base_model_id or "smollm2-135m-instruct"))
-        return tps, "measured on this device"
-    except Exception:
-        return DEFAULT_TOKENS_PER_SECOND, "default (160 tokens/s: LoRA on a 135M model, 2 CPU cores)"
-
-
 def estimates(*, tokens: list[int] | int, context_length: int | None, epochs: int = 3,
               base_model_id: str | None = None) -> dict:
-    """Training time (local) and cost (Together / OpenAI) for `epochs` epochs.
-    Billed tokens ≈ Σ min(context, tokens(example)) × epochs."""
-    from django.conf import settings
+    """Training time (local) and cost (Together / OpenAI) for `epochs` epochs: see
+    apps.training.services.estimates.dataset_estimates, the one place estimates are computed."""
+    from apps.training.services.estimates import dataset_estimates
 
-    if isinstance(tokens, int):
-        trained = tokens
-    else:
-        ctx = context_length or 10**9
-        trained = int(sum(min(ctx, t) for t in tokens))
-    billed = trained * epochs
-    tps, source = local_tokens_per_second(base_model_id)
-    return {
-        "epochs": epochs,
-        "trained_tokens_per_epoch": trained,
-        "billed_tokens": billed,
-        "local": {"tokens_per_second": round(tps, 1), "seconds": round(billed / tps, 1) if tps else None,
-                  "source": source},
-        "together": {"price_per_mtok": settings.TOGETHER_PRICE_PER_MTOK,
-                     "usd": round(billed / 1e6 * settings.TOGETHER_PRICE_PER_MTOK, 4)},
-        "openai": {"price_per_mtok": settings.HUB_PRICE_OPENAI_PER_MTOK,
-                   "usd": round(billed / 1e6 * settings.HUB_PRICE_OPENAI_PER_MTOK, 4)},
-    }
+    return dataset_estimates(tokens=tokens, context_length=context_length, epochs=epochs,
+                             base_model_id=base_model_id)
 
 
 def count_lines(path: Path) -> int | None:

@@ -4,12 +4,12 @@ Fast path (exact for templates whose turns are delimited by special tokens, like
 template is rendered once per role sequence with empty contents ("skeleton"), and an example's count
 is skeleton tokens + the tokens of each content, encoded in one batch by the Rust tokenizer.
 Examples with tools or tool calls are rendered in full with `apply_chat_template`.
-Tokenizers are cached per model path.
+Tokenizers are cached per model path (`counter_loaded` says whether one is loaded in this process).
 """
 from __future__ import annotations
 
-import functools
 import logging
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,27 @@ class TokenCounter:
         return len(self.backend.encode(self._render(ex["messages"], ex.get("tools")), add_special_tokens=False).ids)
 
 
-@functools.lru_cache(maxsize=8)
+_COUNTERS: dict[tuple, TokenCounter] = {}  # loaded tokenizers of this process, oldest first
+_COUNTERS_MAX = 8
+_COUNTERS_LOCK = threading.Lock()
+
+
 def _counter_for(path: str, context_length: int | None, name: str) -> TokenCounter:
-    return TokenCounter(path, context_length=context_length, name=name)
+    key = (path, context_length, name)
+    counter = _COUNTERS.get(key)
+    if counter is None:
+        with _COUNTERS_LOCK:
+            counter = _COUNTERS.get(key)
+            if counter is None:
+                counter = TokenCounter(path, context_length=context_length, name=name)
+                while len(_COUNTERS) >= _COUNTERS_MAX:
+                    _COUNTERS.pop(next(iter(_COUNTERS)))
+                _COUNTERS[key] = counter
+    return counter
 
 
-def counter_for_base_model(base_model_id: str | None = None) -> TokenCounter | None:
-    """The token counter of a registered base model (default: the hub's default base model).
-    Accepts a filesystem path to a Hugging Face folder too. None when no tokenizer is available."""
+def _counter_source(base_model_id: str | None) -> tuple[str, int | None, str] | None:
+    """(tokenizer path, context length, name) for a base model, or None when no tokenizer is available."""
     from django.conf import settings
 
     path, ctx, name = None, None, base_model_id or ""
@@ -129,4 +142,19 @@ def counter_for_base_model(base_model_id: str | None = None) -> TokenCounter | N
             path, name = str(default), "smollm2-135m-instruct"
     if path is None or not Path(path).exists():
         return None
-    return _counter_for(str(path), ctx, name)
+    return str(path), ctx, name
+
+
+def counter_for_base_model(base_model_id: str | None = None) -> TokenCounter | None:
+    """The token counter of a registered base model (default: the hub's default base model).
+    Accepts a filesystem path to a Hugging Face folder too. None when no tokenizer is available."""
+    source = _counter_source(base_model_id)
+    return None if source is None else _counter_for(*source)
+
+
+def counter_loaded(base_model_id: str | None = None) -> bool:
+    """True when counting tokens for this base model loads nothing: its tokenizer is already loaded in
+    this process, or there is none. Loading one (transformers, torch) takes seconds: a request that
+    would have to do it hands the work to a worker instead."""
+    source = _counter_source(base_model_id)
+    return source is None or source in _COUNTERS

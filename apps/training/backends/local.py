@@ -1,17 +1,8 @@
-"""The local backend: runs train on the hub's own workers (Dramatiq queue `gpu`).
+"""The local backend: runs train on the hub's own workers (Dramatiq queue `gpu`, actor `train_run` in
+workers/training.py), as jobs of kind "training.local" (apps/training/jobs.py): `run_enqueue` creates the
+job and sends it by actor name after commit.
 
-Cancel is cooperative: `run_request_cancel` sets `cancel_requested`, the engine's `should_stop()` sees it
-after the current optimizer step, saves a checkpoint and stops. Multi-GPU runs (hyperparameter `gpus`)
-go through `workers.engine.launch` (torchrun) on the same code path."""
-from __future__ import annotations
-
-
-def local_run_enqueue(run_id: int) -> None:
-    from workers.training import train_run
-
-    train_run.send(run_id)
-
-
-def local_run_cancel(*, run) -> None:
-    """Nothing to call: the worker polls the flag every step (a queued run was already cancelled)."""
-    return None
+Cancel is cooperative, in every phase: `run_request_cancel` sets the job's cancel flag; the engine's
+`should_stop()` sees it after the current optimizer step (it saves a checkpoint and stops) or during the
+evaluation after training (the trained weights are kept). Multi-GPU runs (hyperparameter `gpus`) go
+through `workers.engine.launch` (torchrun) on the same code path."""

@@ -1,0 +1,207 @@
+"""Before-launch estimates, in one place: tokens, steps, time and price of a run or of a dataset.
+
+Contract: `run_estimate(...)` (local runs) and `remote_run_estimate(...)` (Together runs) are what
+`run_create` stores in `summary["estimate"]` and returns on a dry run; `dataset_estimates(...)` is the
+time/price table a dataset version's page shows. Time comes from `tokens_per_second(base_model_id)`: the
+median non-padding tokens/s the last succeeded local runs on that base model measured
+(`summary["tokens_per_s"]`); without history, DEFAULT_TOKENS_PER_S (LoRA on SmolLM2-135M on 2 CPU cores:
+bench/bench_train.py measured 169 tokens/s on a quiet machine, 34 under heavy load) scaled by parameter
+count (`throughput_for_parameters`). Token counts come from the counts the datasets import stored when
+they were made with the run's tokenizer, else from tokenizing now (`token_lengths`), else chars/3.5.
+Prices: Together's rule is `apps.training.backends.together.estimate_cost`. Reads only; writes nothing."""
+from __future__ import annotations
+
+import math
+import statistics
+from functools import lru_cache
+from typing import Any
+
+DEFAULT_TOKENS_PER_S = 160.0  # LoRA, SmolLM2-135M, 2 CPU cores (bench/bench_train.py)
+_REFERENCE_PARAMS = 135_000_000
+_HISTORY = 10
+
+
+def throughput_for_parameters(params: int | None) -> float:
+    """The default tokens/s for a model of `params` parameters: smaller models run faster, roughly in
+    proportion (capped both ways: overheads dominate tiny models)."""
+    if not params:
+        return DEFAULT_TOKENS_PER_S
+    return DEFAULT_TOKENS_PER_S * min(50.0, max(0.01, _REFERENCE_PARAMS / max(params, 1)))
+
+
+def tokens_per_second(base_model_id: str | None) -> float:
+    """Throughput measured on this device by earlier runs on that base model (else the default)."""
+    from apps.registry.models import BaseModel
+    from apps.training.models import TrainingRun
+
+    qs = TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, backend=TrainingRun.Backend.LOCAL)
+    if base_model_id:
+        qs = qs.filter(base_model_id=base_model_id)
+    measured = []
+    for summary in qs.order_by("-finished_at").values_list("summary", flat=True)[:_HISTORY]:
+        value = (summary or {}).get("tokens_per_s")
+        if isinstance(value, (int, float)) and value > 0:
+            measured.append(float(value))
+    if measured:
+        return float(statistics.median(measured))
+    params = None
+    if base_model_id:
+        params = BaseModel.objects.filter(pk=base_model_id).values_list("parameters", flat=True).first()
+    return throughput_for_parameters(params)
+
+
+def version_examples(version) -> tuple[list[dict], list[dict]]:
+    """(train, validation) examples of a dataset version as plain dicts {messages, tools}."""
+    from apps.datasets.selectors import version_training_examples
+
+    train = list(version_training_examples(version=version, split="train"))
+    validation = list(version_training_examples(version=version, split="validation"))
+    return train, validation
+
+
+
+@lru_cache(maxsize=8)
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def token_lengths(tokenizer_path: str | None, examples: list[dict]) -> list[int]:
+    """Token counts of each example through the chat template (≈ chars/3.5 without a tokenizer)."""
+    from workers.engine.data import assistant_spans, normalize_messages
+
+    if tokenizer_path is None:
+        return [max(1, int(sum(len(m["content"]) for m in normalize_messages(ex["messages"], None)) / 3.5) + 8)
+                for ex in examples]
+    tok = _tokenizer(tokenizer_path)
+    texts = [assistant_spans(tok, ex["messages"], ex.get("tools"))[0] for ex in examples]
+    if not texts:
+        return []
+    return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+
+
+def _stored_token_stats(version, *, base_model, tokenizer_path: str | None, max_len: int) -> dict | None:
+    """Aggregates of the per-example token counts the datasets app stored at import (train split), when
+    they were made with this run's tokenizer and chat template: the version was counted with the same
+    base model and the run tokenizes with that base model's own folder (not a continued full model's
+    copy). None when they were not, or when some example has no count: the caller then tokenizes."""
+    from django.db.models import Count, Max, Q, Sum, Value
+    from django.db.models.functions import Least
+
+    if base_model is None or not tokenizer_path or str(tokenizer_path) != str(base_model.path):
+        return None
+    counted_with = ((version.stats or {}).get("tokens") or {}).get("base_model")
+    if not counted_with or counted_with != base_model.pk:
+        return None
+    agg = version.examples.filter(split="train").aggregate(
+        examples=Count("pk"), counted=Count("token_count"), longest=Max("token_count"),
+        too_long=Count("pk", filter=Q(token_count__gt=max_len)),
+        capped=Sum(Least("token_count", Value(max_len))))
+    if agg["examples"] != agg["counted"]:
+        return None
+    return {"examples": agg["examples"], "too_long": agg["too_long"], "longest": agg["longest"] or 0,
+            "tokens": agg["capped"] or 0}
+
+
+def _token_stats(version, *, base_model, tokenizer_path: str | None, max_len: int) -> dict:
+    """{examples, too_long, longest, tokens (each capped at max_len)} of a version's train split: from the
+    stored counts when they match the run's tokenizer, else by tokenizing every example now."""
+    stored = _stored_token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
+    if stored is not None:
+        return {**stored, "source": "stored"}
+    train, _ = version_examples(version)
+    lengths = token_lengths(tokenizer_path, train)
+    return {"examples": len(lengths), "too_long": sum(1 for n in lengths if n > max_len),
+            "longest": max(lengths, default=0), "tokens": sum(min(n, max_len) for n in lengths),
+            "source": "tokenized" if tokenizer_path else "approximate"}
+
+
+
+def remote_run_estimate(*, hyperparameters: dict, version) -> dict:
+    """A Together run: its dataset's tokens (chars/3.5: Together tokenizes on its side) and price."""
+    from apps.training.backends.together import estimate_cost
+
+    hp = hyperparameters
+    train, _ = version_examples(version)
+    tokens = sum(token_lengths(None, train))
+    epochs = int(hp.get("n_epochs") or hp.get("epochs") or 1)
+    return {"dataset_tokens": tokens, "steps": None, "seconds": None,
+            "cost": estimate_cost(tokens=tokens, epochs=epochs, model=str(hp.get("model", "")))}
+
+
+def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list[tuple[Any, dict]],
+                 tokenizer_path: str | None) -> dict:
+    """Estimated tokens, steps and time (from throughput measured on this device) before launch."""
+    from workers.engine.tiny import count_parameters
+
+    hp = hyperparameters
+    max_len = int(hp.get("max_seq_len", 512))
+    eff_batch = int(hp.get("batch_size", 4)) * int(hp.get("grad_accum", 1))
+    total_steps, total_tokens, processed, too_long, longest = 0, 0, 0.0, 0, 0
+    sources = set()
+    for version, stage_hp in stages:
+        st = _token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
+        sources.add(st["source"])
+        too_long += st["too_long"]
+        longest = max(longest, st["longest"])
+        n_examples, tokens = st["examples"], st["tokens"]
+        per_epoch = max(1, math.ceil(n_examples / eff_batch)) if n_examples else 0
+        max_steps = int(stage_hp.get("max_steps") or hp.get("max_steps") or 0)
+        epochs = float(stage_hp.get("epochs") or hp.get("epochs") or 1.0)
+        steps = max_steps if max_steps > 0 else math.ceil(per_epoch * epochs)
+        total_steps += steps
+        total_tokens += tokens
+        avg = tokens / n_examples if n_examples else 0
+        processed += steps * eff_batch * avg
+    params = None
+    if method == "scratch":  # a new model: no measured history, scale the default by its size
+        params = count_parameters(hp.get("size", "nano"), int(hp.get("vocab_size", 2000)))
+        tps = throughput_for_parameters(params)
+    else:
+        tps = tokens_per_second(base_model.pk if base_model is not None else None)
+        if base_model is not None:
+            params = base_model.parameters
+    if method == "full" and params:
+        tps = tps / 3.0  # all weights get gradients and optimizer state
+    return {
+        "dataset_tokens": total_tokens,
+        "tokens_processed": int(processed),
+        "steps": total_steps,
+        "tokens_per_s": round(tps, 1),
+        "seconds": round(processed / tps, 2) if tps else None,
+        "parameters": params,
+        "examples_too_long": too_long,
+        "longest_example_tokens": longest,
+        # where the token counts came from: stored at import, tokenized now, or approximated (chars/3.5)
+        "token_counts": ",".join(sorted(sources)),
+    }
+
+
+def dataset_estimates(*, tokens: list[int] | int, context_length: int | None, epochs: int = 3,
+                      base_model_id: str | None = None) -> dict:
+    """Training time (local) and cost (Together / OpenAI) of a dataset for `epochs` epochs, as its page
+    shows them. Billed tokens ≈ Σ min(context, tokens(example)) × epochs."""
+    from django.conf import settings
+
+    if isinstance(tokens, int):
+        trained = tokens
+    else:
+        ctx = context_length or 10**9
+        trained = int(sum(min(ctx, t) for t in tokens))
+    billed = trained * epochs
+    try:
+        tps, source = float(tokens_per_second(base_model_id or "smollm2-135m-instruct")), "measured on this device"
+    except Exception:  # no database (the validate_dataset CLI) or no table yet
+        tps, source = DEFAULT_TOKENS_PER_S, "default (160 tokens/s: LoRA on a 135M model, 2 CPU cores)"
+    return {
+        "epochs": epochs,
+        "trained_tokens_per_epoch": trained,
+        "billed_tokens": billed,
+        "local": {"tokens_per_second": round(tps, 1), "seconds": round(billed / tps, 1) if tps else None,
+                  "source": source},
+        "together": {"price_per_mtok": settings.TOGETHER_PRICE_PER_MTOK,
+                     "usd": round(billed / 1e6 * settings.TOGETHER_PRICE_PER_MTOK, 4)},
+        "openai": {"price_per_mtok": settings.HUB_PRICE_OPENAI_PER_MTOK,
+                   "usd": round(billed / 1e6 * settings.HUB_PRICE_OPENAI_PER_MTOK, 4)},
+    }
