@@ -1,20 +1,12 @@
 from django import template
 
+from apps.core.templatetags.jobs_extras import short_duration
+
 register = template.Library()
 
 
-@register.filter
-def duration_s(value):
-    """Seconds -> '1 h 02 min', '3 min 05 s', '12 s'."""
-    try:
-        s = int(round(float(value)))
-    except (TypeError, ValueError):
-        return ""
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    if s >= 60:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s} s"
+# Seconds -> "1 h 02 min", "3 min 05 s", "12 s": the same format as the Jobs page.
+register.filter("duration_s", short_duration)
 
 
 @register.filter
