@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from redis.exceptions import ConnectionError as RedisUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,9 @@ def job_group(job_id: int) -> str:
     return f"job-{job_id}"
 
 
+_unreachable_logged_at = -1e9
+
+
 def broadcast(group: str, event: str, payload: dict[str, Any]) -> None:
     """Send now (use from workers outside a transaction)."""
     layer = get_channel_layer()
@@ -29,7 +34,12 @@ def broadcast(group: str, event: str, payload: dict[str, Any]) -> None:
         return
     try:
         async_to_sync(layer.group_send)(group, {"type": "hub.event", "event": event, "payload": payload})
-    except Exception:  # a missing Redis must never break training
+    except (RedisUnreachable, OSError) as exc:  # no Redis (e.g. a manage.py command before the stack starts)
+        global _unreachable_logged_at
+        if time.monotonic() - _unreachable_logged_at > 60:  # one line a minute, not a traceback per event
+            _unreachable_logged_at = time.monotonic()
+            log.warning("live events are not delivered: the channel layer is unreachable (%s)", exc)
+    except Exception:  # a broken channel layer must never break training
         log.warning("broadcast to %s failed", group, exc_info=True)
 
 
