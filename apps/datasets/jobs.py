@@ -143,19 +143,8 @@ class DeriveKind(_VersionKind):
 def version_job_id(version: DatasetVersion | int) -> int:
     """The id of the version's job, created (not sent) for a version that has none (rows made before jobs,
     or by hand): "dataset.derive" for a version made from another, else "dataset.import"."""
-    from django.db import transaction
+    from apps.core.jobs.services import job_id_for
 
-    from apps.core.jobs.services import job_create
-
-    version_id = version if isinstance(version, int) else version.pk
-    job_id = DatasetVersion.objects.filter(pk=version_id).values_list("job_id", flat=True).first()
-    if job_id:
-        return job_id
-    with transaction.atomic():
-        locked = DatasetVersion.objects.select_for_update().get(pk=version_id)
-        if locked.job_id is None:
-            kind = "dataset.derive" if locked.parent_id else "dataset.import"
-            locked.job = job_create(kind=kind, owner=locked.created_by, target=locked,
-                                    args=[] if locked.parent_id else [locked.pk], send=False)
-            locked.save(update_fields=["job"])
-        return locked.job_id
+    return job_id_for(DatasetVersion, version if isinstance(version, int) else version.pk, spec=lambda v: {
+        "kind": "dataset.derive" if v.parent_id else "dataset.import", "owner": v.created_by,
+        "args": [] if v.parent_id else [v.pk]})

@@ -109,6 +109,20 @@ def job_create(*, kind: str, owner=None, target=None, args: list | None = None, 
     return job
 
 
+def job_id_for(model, pk: int, *, spec: Callable[[Any], dict]) -> int:
+    """The id of the job a `model` row links to through its `job` field. A row with none (made before jobs,
+    or by hand) gets one, created here and not sent: `spec(row)` gives job_create's kind, owner and args."""
+    job_id = model.objects.filter(pk=pk).values_list("job_id", flat=True).first()
+    if job_id:
+        return job_id
+    with transaction.atomic():
+        locked = model.objects.select_for_update().get(pk=pk)
+        if locked.job_id is None:
+            locked.job = job_create(target=locked, send=False, **spec(locked))
+            locked.save(update_fields=["job"])
+        return locked.job_id
+
+
 def job_send(*, job_id: int) -> None:
     """Send a queued job's message after commit (a job created with send=False that turns out to need a
     worker, e.g. an import too big to parse inline)."""

@@ -34,17 +34,8 @@ KIND = {TrainingRun.Backend.LOCAL: "training.local", TrainingRun.Backend.TOGETHE
 
 def run_job_id(run: TrainingRun | int) -> int:
     """The id of the run's job, created (not sent) for a run that has none (rows made before jobs)."""
-    run_id = run if isinstance(run, int) else run.pk
-    job_id = TrainingRun.objects.filter(pk=run_id).values_list("job_id", flat=True).first()
-    if job_id:
-        return job_id
-    with transaction.atomic():
-        locked = TrainingRun.objects.select_for_update().get(pk=run_id)
-        if locked.job_id is None:
-            locked.job = jobs.job_create(kind=KIND[locked.backend], owner=locked.owner, target=locked,
-                                         args=[locked.pk], send=False)
-            locked.save(update_fields=["job"])
-        return locked.job_id
+    return jobs.job_id_for(TrainingRun, run if isinstance(run, int) else run.pk, spec=lambda r: {
+        "kind": KIND[r.backend], "owner": r.owner, "args": [r.pk]})
 
 
 def run_enqueue(run: TrainingRun, *, send: bool = True) -> Job:
