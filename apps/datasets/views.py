@@ -72,6 +72,29 @@ def upload_view(request):
                                                          "max_mb": settings.HUB_MAX_UPLOAD_MB}, status=status)
 
 
+def _chart_svgs(d: dict) -> dict:
+    """The dataset charts as server-rendered SVG (first paint; dataset_charts.js swaps in plotly)."""
+    from apps.core.svgchart import bar_chart, bars, histogram_mids
+
+    size = {"width": 300, "height": 360}  # the page shows them four abreast
+    out = {}
+    if d["tokens"].get("counts"):
+        out["tokens"] = bar_chart(histogram_mids(d["tokens"]), d["tokens"]["counts"], color="#2f5fd0",
+                                  title="Tokens per example (with chat template)", x_title="tokens",
+                                  y_title="examples", vline=d["context"], **size)
+    if d["role_hist"]:
+        out["roles"] = bars([{"name": role, "x": histogram_mids(h), "y": h.get("counts") or []}
+                             for role, h in d["role_hist"].items()],
+                            title="Content tokens per example, by role", x_title="tokens", y_title="examples", **size)
+    if d["categories"]:
+        out["categories"] = bar_chart(list(d["categories"].keys()), list(d["categories"].values()), color="#32d583",
+                                      title="Examples per category", x_title="category", y_title="examples", **size)
+    if d["turns"].get("counts"):
+        out["turns"] = bar_chart(histogram_mids(d["turns"]), d["turns"]["counts"], color="#fdb022",
+                                 title="Turns per example", x_title="turns", y_title="examples", **size)
+    return out
+
+
 def _chart_data(stats: dict) -> dict:
     tok = stats.get("tokens") or {}
     return {
@@ -107,12 +130,13 @@ def detail_view(request, dataset_id: int):
 
         est = estimates(tokens=(est or {}).get("trained_tokens_per_epoch", 0), context_length=None,
                         epochs=int(epochs), base_model_id=stats["tokens"].get("base_model"))
+    chart_data = _chart_data(stats)
     ctx = {
         "dataset": ds, "version": version, "versions": selectors.dataset_versions(dataset=ds),
         "issues": issues[:500], "issue_total": len(issues), "issue_codes": selectors.version_issue_codes(version),
         "severity": severity, "code": code, "page": page, "rendered": rendered, "ex_filters": ex_filters,
         "categories": sorted((stats.get("categories") or {}).keys()), "stats": stats, "estimates": est,
-        "chart_data": _chart_data(stats), "fixes": services.FIXES, "has_errors": selectors.version_has_errors(version),
+        "chart_data": chart_data, "chart_svg": _chart_svgs(chart_data), "fixes": services.FIXES, "has_errors": selectors.version_has_errors(version),
         "can_write": services.can_write(request.user, ds), "stalled_s": _stalled_seconds(version),
         "query_base": {k: v for k, v in request.GET.items() if k != "page"},
     }

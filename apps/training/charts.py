@@ -48,3 +48,13 @@ def compare_runs(*, user, run_ids: list[int]) -> dict:
                   "eval_loss": (r.summary or {}).get("eval_loss"), "curves": run_curves(r)} for r in runs],
         "config": rows,
     }
+
+
+def loss_chart_svg(curves: dict):
+    """The loss chart as server-rendered SVG (the page's first paint; plotly replaces it once loaded)."""
+    from apps.core.svgchart import line_chart
+
+    return line_chart([
+        {"name": "train loss", "x": curves["train"]["x"], "y": curves["train"]["y"]},
+        {"name": "validation loss", "x": curves["eval"]["x"], "y": curves["eval"]["y"], "markers": True},
+    ], x_title="step", y_title="loss")

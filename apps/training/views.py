@@ -88,12 +88,14 @@ def run_detail_view(request, run_id: int):
     checkpoints = list(selectors.run_checkpoints(run=run))
     best = selectors.best_checkpoint(run)
     summary = run.summary or {}
+    curves = charts.run_curves(run)
     ctx = {
         "run": run,
         "summary": summary,
         "estimate": summary.get("estimate") or {},
         "evaluation": summary.get("evaluation") or {},
-        "curves": charts.run_curves(run),
+        "curves": curves,
+        "loss_chart_svg": charts.loss_chart_svg(curves),
         "config": charts.run_config(run),
         "checkpoints": checkpoints,
         "best": best,

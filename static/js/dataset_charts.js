@@ -6,9 +6,14 @@
   const data = document.getElementById("chart-data");
   if (!data) return;
   const d = JSON.parse(data.textContent);
+  if (!window.Plotly) return;  // plotly failed to load: the server-rendered SVG charts stay
   const cfg = {displayModeBar: false, responsive: true};
+  // each chart's server-rendered SVG (first paint) gives way to the interactive plotly chart
+  ["chart-tokens", "chart-roles", "chart-categories", "chart-turns"].forEach((id) => {
+    const el = document.getElementById(id); if (el) el.replaceChildren();
+  });
   const mids = (h) => (h.edges || []).slice(0, -1).map((e, i) => (e + h.edges[i + 1]) / 2);
-  const lay = (title, x, y) => ({title: {text: title}, margin: {t: 40, r: 10, l: 50, b: 40}, xaxis: {title: {text: x}}, yaxis: {title: {text: y}}});
+  const lay = (title, x, y) => ({title: {text: title, font: {size: 13}}, margin: {t: 40, r: 10, l: 50, b: 40}, xaxis: {title: {text: x}}, yaxis: {title: {text: y}}});
   if (d.tokens && d.tokens.counts) {
     const shapes = d.context ? [{type: "line", x0: d.context, x1: d.context, yref: "paper", y0: 0, y1: 1, line: {color: "#b42318", dash: "dot"}}] : [];
     Plotly.newPlot("chart-tokens", [{type: "bar", x: mids(d.tokens), y: d.tokens.counts, marker: {color: "#2f5fd0"}}],

@@ -14,10 +14,16 @@
   let lastEval = curves.eval.x.length ? curves.eval.x[curves.eval.x.length - 1] : -1;
   const layout = {margin: {t: 10, r: 10, b: 40, l: 50}, xaxis: {title: {text: "step"}}, yaxis: {title: {text: "loss"}},
                   legend: {orientation: "h"}};
-  Plotly.newPlot("loss-chart", [
-    {x: curves.train.x, y: curves.train.y, name: "train loss", mode: "lines"},
-    {x: curves.eval.x, y: curves.eval.y, name: "validation loss", mode: "lines+markers"},
-  ], layout, {responsive: true, displaylogo: false});
+  // The server-rendered SVG (the first paint) gives way to the interactive chart; should plotly fail to
+  // load, the SVG stays and the live stats still update.
+  const plotly = !!window.Plotly;
+  if (plotly) {
+    chart.replaceChildren();
+    Plotly.newPlot("loss-chart", [
+      {x: curves.train.x, y: curves.train.y, name: "train loss", mode: "lines"},
+      {x: curves.eval.x, y: curves.eval.y, name: "validation loss", mode: "lines+markers"},
+    ], layout, {responsive: true, displaylogo: false});
+  }
 
   const $ = (id) => document.getElementById(id);
   const fmt = (v, d) => (v === null || v === undefined) ? "" : Number(v).toFixed(d);
@@ -90,8 +96,8 @@
       if (p.kind === "eval" && p.eval_loss !== undefined && p.step > lastEval) { ex.push(p.step); ey.push(p.eval_loss); lastEval = p.step; }
       else if (p.kind !== "eval" && p.loss !== undefined && p.step > lastTrain) { tx.push(p.step); ty.push(p.loss); lastTrain = p.step; }
     }
-    if (tx.length) Plotly.extendTraces("loss-chart", {x: [tx], y: [ty]}, [0]);
-    if (ex.length) Plotly.extendTraces("loss-chart", {x: [ex], y: [ey]}, [1]);
+    if (plotly && tx.length) Plotly.extendTraces("loss-chart", {x: [tx], y: [ty]}, [0]);
+    if (plotly && ex.length) Plotly.extendTraces("loss-chart", {x: [ex], y: [ey]}, [1]);
     if (live) window.hubLivePoints += tx.length + ex.length;
   }
   function handle(event, p) {
@@ -101,13 +107,13 @@
       // a resumed run may have dropped points after its checkpoint: redraw from the snapshot
       const t = p.points.filter(q => q.kind !== "eval" && q.loss !== undefined);
       const e = p.points.filter(q => q.kind === "eval" && q.eval_loss !== undefined);
-      Plotly.react("loss-chart", [
+      if (plotly) Plotly.react("loss-chart", [
         {x: t.map(q => q.step), y: t.map(q => q.loss), name: "train loss", mode: "lines"},
         {x: e.map(q => q.step), y: e.map(q => q.eval_loss), name: "validation loss", mode: "lines+markers"},
       ], layout);
       lastTrain = t.length ? t[t.length - 1].step : -1; lastEval = e.length ? e[e.length - 1].step : -1;
     } else if (event === "progress") {
-      if (p.points && p.points.length && p.points[0].step <= lastTrain && p.points[0].kind !== "eval") {
+      if (plotly && p.points && p.points.length && p.points[0].step <= lastTrain && p.points[0].kind !== "eval") {
         // the run resumed from an earlier checkpoint: drop the points after it
         const gd = $("loss-chart"), cut = p.points[0].step;
         const keep = (tr) => { const i = tr.x.findIndex(x => x >= cut); if (i >= 0) { tr.x = tr.x.slice(0, i); tr.y = tr.y.slice(0, i); } };
@@ -118,8 +124,8 @@
     } else if (event === "resume") {
       // restarted from a checkpoint after a crash: the curve continues from its step
       const gd = $("loss-chart"), cut = p.step;
-      for (const tr of gd.data) { const i = tr.x.findIndex(x => x > cut); if (i >= 0) { tr.x = tr.x.slice(0, i); tr.y = tr.y.slice(0, i); } }
-      Plotly.redraw(gd);
+      if (plotly) for (const tr of gd.data) { const i = tr.x.findIndex(x => x > cut); if (i >= 0) { tr.x = tr.x.slice(0, i); tr.y = tr.y.slice(0, i); } }
+      if (plotly) Plotly.redraw(gd);
       lastTrain = Math.min(lastTrain, cut); lastEval = Math.min(lastEval, cut);
     } else if (event === "status") {
       // the job lifecycle's one payload: job status + phase, and the run's own status (remote runs differ)

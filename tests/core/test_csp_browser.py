@@ -249,6 +249,7 @@ def test_chart_pages_draw_every_chart(browser, site):
     r0, r1 = site["runs"]
     p = _open(browser, site, f"/runs/{r0}/", ws_events=[])
     p.page.wait_for_selector("#loss-chart .main-svg", state="attached")
+    assert p.page.locator("#loss-chart svg.svg-chart").count() == 0  # plotly replaced the server-drawn SVG
     assert p.page.evaluate("() => document.getElementById('loss-chart').data[0].x.length") == 60
     assert p.page.evaluate("() => document.getElementById('loss-chart').data[1].x.length") == 3
     # plotly's stylesheet comes from static/css/plotly.css: its layers are stacked, not laid out one below another
@@ -270,6 +271,26 @@ def test_chart_pages_draw_every_chart(browser, site):
     assert sorted(cats) == ["dnd", "python", "sql"]
     assert p.problems() == []
     p.close()
+
+
+def test_charts_are_drawn_before_any_script_runs(browser, site):
+    """The first paint already shows the charts: the server draws them as SVG in the HTML (plotly replaces
+    them once its bundle has loaded). With JavaScript off, the SVGs are all there is — and they show the data."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, java_script_enabled=False)
+    ctx.add_cookies([{"name": "sessionid", "value": site["session"], "url": site["url"]}])
+    page = ctx.new_page()
+    page.goto(site["url"] + f"/runs/{site['runs'][0]}/")
+    lines = page.locator("#loss-chart svg.svg-chart polyline")
+    assert lines.count() == 2  # train and validation loss
+    assert len(lines.first.get_attribute("points").split()) == 60
+    box = page.locator("#loss-chart svg.svg-chart").bounding_box()
+    assert box["width"] > 600 and box["height"] > 250  # sized to its card, not a thumbnail
+    page.goto(site["url"] + f"/datasets/{site['dataset']}/?version={site['v2']}")
+    for chart in ("#chart-tokens", "#chart-roles", "#chart-categories", "#chart-turns"):
+        assert page.locator(f"{chart} svg.svg-chart rect").count() >= 1, chart
+    labels = page.locator("#chart-categories svg.svg-chart text").all_text_contents()
+    assert {"dnd", "python", "sql"} <= set(labels)
+    ctx.close()
 
 
 def test_run_page_follows_its_websocket_and_swaps_results(browser, site):
