@@ -59,6 +59,21 @@ test-setup: setup
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
 	  || echo "WARNING: could not install chromium; the browser tests will be skipped."; }
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: the real-client tests (Claude Code, Codex CLI) will be skipped."; \
+	elif [ "$$($(NPM_CLI_DIR)/node_modules/.bin/claude --version 2>/dev/null)" != "$(CLAUDE_CODE_VERSION) (Claude Code)" ] \
+	  || [ "$$($(NPM_CLI_DIR)/node_modules/.bin/codex --version 2>/dev/null)" != "codex-cli $(CODEX_VERSION)" ]; then \
+	  echo "Installing Claude Code $(CLAUDE_CODE_VERSION) and Codex $(CODEX_VERSION) into $(NPM_CLI_DIR) for the real-client tests..."; \
+	  mkdir -p $(NPM_CLI_DIR) && npm install --prefix $(NPM_CLI_DIR) --no-audit --no-fund --loglevel=error \
+	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) >/dev/null \
+	  || echo "WARNING: could not install the CLIs; the real-client tests will be skipped."; fi
+
+# The real auto-coders for tests/proxy/test_real_clients.py: pinned, in a project-local npm prefix (nothing
+# global changes); the tests find them through HUB_NPM_CLI_DIR.
+NPM_CLI_DIR ?= $(or $(HUB_DATA_DIR),var)/npm-cli
+CLAUDE_CODE_VERSION ?= 2.1.332
+CODEX_VERSION ?= 0.171.0
+export HUB_NPM_CLI_DIR := $(abspath $(NPM_CLI_DIR))
 
 test: test-setup
 	$(PY) -m pytest $(PYTEST_ARGS)

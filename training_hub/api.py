@@ -73,6 +73,8 @@ from apps.training.api import router as training_router  # noqa: E402
 
 api.add_router("/", accounts_router)
 api.add_router("/datasets", datasets_router)
+api.add_router("/reviews", "apps.review.api.router")  # team review (issue 9)
 api.add_router("/", training_router)
 api.add_router("/", registry_router)
 api.add_router("/", jobs_router)
+api.add_router("/", "apps.proxy.api.router")  # providers and alias chains (issue 8)

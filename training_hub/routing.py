@@ -1,7 +1,9 @@
 from django.urls import path
 
+from apps.review.consumers import ReviewConsumer
 from apps.training.consumers import RunConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    path("ws/reviews/<int:task_id>/", ReviewConsumer.as_asgi()),
 ]

@@ -28,6 +28,15 @@ HUB_INFERENCE_PORT = env_int("HUB_INFERENCE_PORT", HUB_PORT + 1, min_value=1, ma
 HUB_INFERENCE_URL = env_url("HUB_INFERENCE_URL", f"http://127.0.0.1:{HUB_INFERENCE_PORT}/v1", ("http", "https"))
 HUB_MAX_UPLOAD_MB = env_int("HUB_MAX_UPLOAD_MB", 512, min_value=1)
 HUB_PROXY_TIMEOUT_S = env_float("HUB_PROXY_TIMEOUT_S", 300.0, min_value=1.0)
+# /v1 fallback chains (apps/proxy/breaker.py): a target's circuit opens after this many failures in a row and
+# lets one probe through after the cooldown. Provider keys are encrypted with HUB_SECRETS_KEY (default: derived
+# from SECRET_KEY; changing either makes stored provider keys unreadable until they are entered again).
+HUB_BREAKER_FAILURES = env_int("HUB_BREAKER_FAILURES", 5, min_value=1)
+HUB_BREAKER_COOLDOWN_S = env_float("HUB_BREAKER_COOLDOWN_S", 30.0, min_value=0.1)
+# Capture rules (apps/traffic): sampled requests are cut into one dataset version per N, or after T seconds.
+HUB_CAPTURE_BATCH = env_int("HUB_CAPTURE_BATCH", 200, min_value=1)
+HUB_CAPTURE_MAX_WAIT_S = env_float("HUB_CAPTURE_MAX_WAIT_S", 600.0, min_value=1.0)
+HUB_SECRETS_KEY = env_str("HUB_SECRETS_KEY")
 TOGETHER_API_KEY = env_str("TOGETHER_API_KEY")
 TOGETHER_BASE_URL = env_url("TOGETHER_BASE_URL", "https://api.together.xyz/v1", ("http", "https"))
 # Datasets: validation split ratio; OpenAI price for cost estimates (USD per 1M trained tokens; Together: TOGETHER_PRICE_PER_MTOK).
@@ -114,6 +123,8 @@ INSTALLED_APPS = [
     "apps.training",
     "apps.registry",
     "apps.proxy",
+    "apps.traffic",  # proxy traffic: Requests page, capture rules, traffic -> datasets, proxy health
+    "apps.review",  # team review: tasks, queue, decisions, agreement (issue 9)
     "workers",
 ]
 

@@ -3,15 +3,20 @@ positions the `index` converter, so a malformed or out-of-range id is a 404 befo
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.proxy import views as proxy_views
 from training_hub.api import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("v1/", include("apps.proxy.urls")),
+    path("v1", proxy_views.not_found),  # /v1 itself: a JSON 404 in the client's dialect, not a redirect to /v1/
     path("accounts/", include("apps.accounts.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("runs/", include("apps.training.urls")),
+    path("reviews/", include("apps.review.urls")),  # team review pages (issue 9)
     path("models/", include("apps.registry.urls")),
+    path("proxy/", include("apps.proxy.pages_urls")),  # providers and alias chains (issue 8)
+    path("traffic/", include("apps.traffic.urls")),
     path("", include("apps.core.urls")),
 ]

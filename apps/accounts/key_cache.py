@@ -1,11 +1,15 @@
-"""Which user an API key belongs to, remembered in this process until an invalidation says otherwise.
+"""Which user an API key belongs to, and its limits, remembered in this process until an invalidation
+says otherwise.
 
 Contract:
-- `user_id_for(raw)` (sync) and `auser_id_for(raw)` (async: a hit costs no thread hop; a miss runs
-  one indexed query through sync_to_async) return the id of the active user whose active key `raw`
-  is, else None. A hit is a dict lookup plus a SHA-256 of the secret, compared in constant time.
-- Entries are forgotten on the invalidation topics KEY_TOPIC (a key revoked or deleted: payload its
-  prefix), USER_TOPIC (a user deactivated or deleted: payload the user id) and "*" (the listener
+- `aresolve(raw)` (async: a hit costs no thread hop; a miss runs one indexed query through
+  sync_to_async) and `resolve(raw)` (sync) return the `KeyInfo` of the active key `raw` of an active
+  user, else None. KeyInfo carries the key's limits (apps.accounts.key_limits); an expired key still
+  resolves (`expired()` says so) so that /v1 can answer 401 `key_expired` rather than "incorrect key".
+  `user_id_for(raw)` / `auser_id_for(raw)` return just the user id. A hit is a dict lookup plus a
+  SHA-256 of the secret, compared in constant time.
+- Entries are forgotten on the invalidation topics KEY_TOPIC (a key revoked, deleted, or its name or
+  limits changed: payload its prefix), USER_TOPIC (a user deactivated or deleted: payload the user id) and "*" (the listener
   reconnected). apps.core.invalidation delivers them to every web process within milliseconds and
   runs them in this process at once, so a revoked key stops working here immediately and elsewhere
   within a second. There is no TTL: an entry is stored only while the listener is live, and only if
@@ -31,12 +35,50 @@ TOUCH_EVERY_S = 60.0
 MAX_ENTRIES = 10_000
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """An API key as the /v1 hot path sees it (interfaces §1). None = unlimited / every name allowed."""
+
+    id: int
+    user_id: int
+    name: str
+    allowed_aliases: tuple[str, ...] | None = None
+    allowed_models: tuple[str, ...] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    monthly_tokens: int | None = None
+    expires_at: float | None = None  # epoch seconds
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
+
+    @property
+    def limited(self) -> bool:
+        """Whether anything is counted in Redis for this key."""
+        return bool(self.rpm or self.tpm or self.monthly_tokens)
+
+
+def key_info(key) -> KeyInfo:
+    return KeyInfo(
+        id=key.pk, user_id=key.user_id, name=key.name,
+        allowed_aliases=tuple(key.allowed_aliases) if key.allowed_aliases else None,
+        allowed_models=tuple(key.allowed_models) if key.allowed_models else None,
+        rpm=key.rpm or None, tpm=key.tpm or None, monthly_tokens=key.monthly_tokens or None,
+        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+    )
+
+
 @dataclass
 class _Entry:
     digest: str
     key_id: int
     user_id: int
     touched: float  # monotonic time of the last last_used_at write
+    info: KeyInfo | None = None  # always set by _lookup_db
+
+    def __post_init__(self):
+        if self.info is None:
+            self.info = KeyInfo(id=self.key_id, user_id=self.user_id, name="")
 
 
 _entries: dict[str, _Entry] = {}  # key prefix -> entry
@@ -85,7 +127,7 @@ def _needs_touch(entry: _Entry) -> bool:
     return True
 
 
-def _lookup_db(raw: str, prefix: str) -> int | None:
+def _lookup_db(raw: str, prefix: str) -> KeyInfo | None:
     """The database path: look the key up, record its use, remember it if that is safe."""
     generation = _generation.value
     live = invalidation.is_live()
@@ -93,16 +135,17 @@ def _lookup_db(raw: str, prefix: str) -> int | None:
     if key is None:
         return None
     services.api_key_touch(key_id=key.pk, last_used_at=key.last_used_at)
+    info = key_info(key)
     if live:
         with _lock:
             if _generation.value == generation:
                 if len(_entries) >= MAX_ENTRIES:
                     _entries.clear()
-                _entries[prefix] = _Entry(key.digest, key.pk, key.user_id, time.monotonic())
-    return key.user_id
+                _entries[prefix] = _Entry(key.digest, key.pk, key.user_id, time.monotonic(), info)
+    return info
 
 
-def user_id_for(raw: str | None) -> int | None:
+def resolve(raw: str | None) -> KeyInfo | None:
     parsed = services.api_key_parse(raw)
     if parsed is None:
         return None
@@ -110,11 +153,11 @@ def user_id_for(raw: str | None) -> int | None:
     if known:
         if entry is not None and _needs_touch(entry):
             services.api_key_touch(key_id=entry.key_id)
-        return entry.user_id if entry else None
+        return entry.info if entry else None
     return _lookup_db(raw, parsed[0])
 
 
-async def auser_id_for(raw: str | None) -> int | None:
+async def aresolve(raw: str | None) -> KeyInfo | None:
     parsed = services.api_key_parse(raw)
     if parsed is None:
         return None
@@ -122,8 +165,18 @@ async def auser_id_for(raw: str | None) -> int | None:
     if known:
         if entry is not None and _needs_touch(entry):
             await sync_to_async(services.api_key_touch)(key_id=entry.key_id)
-        return entry.user_id if entry else None
+        return entry.info if entry else None
     return await sync_to_async(_lookup_db)(raw, parsed[0])
+
+
+def user_id_for(raw: str | None) -> int | None:
+    info = resolve(raw)
+    return info.user_id if info else None
+
+
+async def auser_id_for(raw: str | None) -> int | None:
+    info = await aresolve(raw)
+    return info.user_id if info else None
 
 
 def is_cached(raw: str | None) -> bool:

@@ -6,6 +6,7 @@ publishes an invalidation after commit, so every web process's key cache forgets
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -15,9 +16,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import ApiKey, User
+from apps.accounts import key_limits
+from apps.accounts.models import ApiKey, ApiKeyUsage, User
 from apps.core import invalidation
-from apps.core.exceptions import NotFound, PermissionDenied, ValidationFailed
+from apps.core.exceptions import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 
 KEY_PREFIX = "th_"
 KEY_TOPIC = invalidation.API_KEY
@@ -34,14 +36,70 @@ class CreatedKey:
     plaintext: str  # shown once, never stored
 
 
-def api_key_create(*, user: User, name: str = "default") -> CreatedKey:
+def _limit_errors(values: dict) -> tuple[dict, list[dict]]:
+    return key_limits.clean(values, now=timezone.now())
+
+
+def api_key_create(*, user: User, name: str = "default", **limits) -> CreatedKey:
+    """A new key for `user` with optional limits (apps.accounts.key_limits.FIELDS). Anyone may create
+    their own keys with any limits: a limit only ever narrows what a key can do."""
     name = (name or "").strip() or "default"
+    errors = []
     if len(name) > 100:
-        raise ValidationFailed("Name must be at most 100 characters.", field="name")
+        errors.append({"field": "name", "message": "Name must be at most 100 characters."})
+    unknown = set(limits) - set(key_limits.NAMES)
+    if unknown:
+        raise TypeError(f"api_key_create: unknown limits {sorted(unknown)}")
+    cleaned, limit_errors = _limit_errors(limits)
+    errors += limit_errors
+    if errors:
+        raise ValidationFailed(errors[0]["message"] if len(errors) == 1 else "Invalid API key.", errors=errors)
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(user=user, name=name, prefix=prefix, digest=_digest(secret))
+    key = ApiKey.objects.create(user=user, name=name, prefix=prefix, digest=_digest(secret), **cleaned)
     return CreatedKey(api_key=key, plaintext=f"{KEY_PREFIX}{prefix}_{secret}")
+
+
+@transaction.atomic
+def api_key_update(*, actor: User, key_id: int, changes: dict) -> ApiKey:
+    """Change a key's name or limits (only the fields in `changes`; None clears a limit).
+
+    Who may do what: an admin changes any key in any way. The key's owner (any role) may rename it and
+    tighten its limits (lower a number, set one that was unlimited, narrow a list, bring the expiry
+    forward) but not loosen them: a limit an admin set stays. Nobody else sees the key (404).
+    Every web process forgets the key's cached limits once this commits."""
+    key = ApiKey.objects.select_for_update().filter(pk=key_id).first()
+    if key is None or (key.user_id != actor.pk and not actor.is_hub_admin):
+        raise NotFound("No such API key.")
+    if key.revoked_at is not None:
+        raise ValidationFailed("This key is revoked: create a new one.", code="revoked")
+    unknown = set(changes) - set(key_limits.NAMES) - {"name"}
+    if unknown:
+        raise TypeError(f"api_key_update: unknown fields {sorted(unknown)}")
+    errors = []
+    updates: dict = {}
+    if "name" in changes:
+        name = (changes["name"] or "").strip()
+        if not name or len(name) > 100:
+            errors.append({"field": "name", "message": "Name must be 1 to 100 characters."})
+        else:
+            updates["name"] = name
+    cleaned, limit_errors = _limit_errors({k: v for k, v in changes.items() if k != "name"})
+    errors += limit_errors
+    if not actor.is_hub_admin:
+        for field, new in cleaned.items():
+            if key_limits.looser(field, getattr(key, field), new):
+                errors.append({"field": field, "message": f"Only an admin can raise or remove this limit "
+                               f"({key_limits.BY_NAME[field].label.lower()})."})
+    if errors:
+        raise ValidationFailed(errors[0]["message"] if len(errors) == 1 else "Invalid API key.", errors=errors)
+    updates.update(cleaned)
+    for field, value in updates.items():
+        setattr(key, field, value)
+    if updates:
+        key.save(update_fields=list(updates))
+        invalidation.publish_on_commit(KEY_TOPIC, key.prefix)
+    return key
 
 
 def api_key_parse(raw: str | None) -> tuple[str, str] | None:
@@ -74,11 +132,19 @@ def api_key_touch(*, key_id: int, last_used_at=None) -> None:
         ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
 
 
+class KeyExpired(ApplicationError):
+    status_code = 401
+    code = "key_expired"
+
+
 def api_key_authenticate(raw: str | None) -> User | None:
-    """Return the key's active user, or None (reads the database; see api_key_lookup)."""
+    """Return the key's active user, or None (reads the database; see api_key_lookup). An expired key
+    raises KeyExpired (401 `key_expired` on /api)."""
     key = api_key_lookup(raw)
     if key is None:
         return None
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        raise KeyExpired("This API key has expired. Create a new one on the API keys page.")
     api_key_touch(key_id=key.pk, last_used_at=key.last_used_at)
     return key.user
 
@@ -91,6 +157,24 @@ def api_key_revoke(*, actor: User, key_id: int) -> None:
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
     invalidation.publish_on_commit(KEY_TOPIC, key.prefix)
+
+
+def api_key_usage_record(*, key_id: int, month: dt.date, tokens: int) -> None:
+    """Persist a key's token count for `month` (from Redis, apps.proxy.limits). Never lowers it: a count
+    from a Redis that restarted and was not seeded yet may be smaller than what is stored."""
+    if not ApiKey.objects.filter(pk=key_id).exists():
+        return  # deleted meanwhile
+    with transaction.atomic():
+        row, created = ApiKeyUsage.objects.select_for_update().get_or_create(
+            api_key_id=key_id, month=month, defaults={"tokens": max(0, tokens)})
+        if not created and tokens > row.tokens:
+            row.tokens = tokens
+            row.save(update_fields=["tokens", "updated_at"])
+
+
+def api_key_usage_get(*, key_id: int, month: dt.date) -> int:
+    row = ApiKeyUsage.objects.filter(api_key_id=key_id, month=month).only("tokens").first()
+    return row.tokens if row else 0
 
 
 def require_admin(user: User) -> None:

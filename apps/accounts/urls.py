@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/<id:key_id>/", views.api_key_edit, name="api_key_edit"),
     path("api-keys/<id:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("users/", views.users, name="users"),
     path("users/<id:user_id>/role/", views.user_role, name="user_role"),

@@ -92,6 +92,10 @@ class Example(models.Model):
     content_hash = models.CharField(max_length=64, db_index=True)
     split = models.CharField(max_length=16, choices=Split.choices, default=Split.TRAIN)
     token_count = models.PositiveIntegerField(null=True, blank=True)
+    # Content tokens per role ({"user": n, "assistant": n, ...}) with the version's tokenizer: with
+    # token_count, the per-example figures a derived version's statistics are recomputed from when the
+    # example is carried over unchanged (apps.datasets.services.versions.Unchanged). Null: not counted.
+    role_tokens = models.JSONField(null=True, blank=True)
     # Issue codes raised on this example, as "|code|code|" so that a filter is a plain `contains`.
     issues = models.CharField(max_length=400, blank=True, default="")
     # Row shape it came from ({"kind": "chat" | "text" | "prompt_completion" | "preference", ...}).

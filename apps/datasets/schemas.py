@@ -107,6 +107,8 @@ class ExampleOut(Schema):
     issues: list[str]
     content_hash: str
     kind: str
+    meta: dict = Field(default_factory=dict, description="where it came from: `kind`, and e.g. `provenance` "
+                                                         "{repo, commit, path, start_line, end_line, generator, ...}")
 
 
 class ExamplePageOut(Schema):
@@ -220,4 +222,4 @@ def example_out(e: Example) -> dict:
             "split": e.split, "category": e.category, "tags": e.tags or [], "source_file": e.source_file,
             "source_line": e.source_line, "token_count": e.token_count,
             "issues": [c for c in (e.issues or "").split("|") if c], "content_hash": e.content_hash,
-            "kind": (e.meta or {}).get("kind", "chat")}
+            "kind": (e.meta or {}).get("kind", "chat"), "meta": e.meta or {}}

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ProxyConfig(AppConfig):
     name = "apps.proxy"
     label = "proxy"
+
+    def ready(self):
+        from apps.proxy import limits
+
+        limits.connect_signals()  # a new alias reaches the per-key name checks

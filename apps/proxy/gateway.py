@@ -1,8 +1,30 @@
-"""The request path of /v1, shared by the OpenAI and Anthropic views and the playground:
-authenticate, resolve the model, call the upstream (the inference process, vLLM, or Together) over
-OpenAI HTTP, and re-frame its stream so clients always get the contract's shape.
+"""The request path of /v1, shared by the OpenAI, Anthropic and Responses views and the playground:
+authenticate, resolve the requested name to a plan (an alias's fallback chain, its deployed version, or a
+version by id), apply the alias's settings, try the targets in order, and hand the first answer to the
+dialect's renderer or stream.
 
-No database writes here: the request log is queued after the response (services.request_log_enqueue).
+Contract (README, "Fallback chains"):
+- Before the first byte of an answer reaches the client, a target that fails is followed by the next one:
+  connect errors, timeouts (connect, first byte, total), 429, 5xx / 529 overload, the provider refusing the
+  hub's key or not knowing the model, a malformed answer, a stream that breaks before its first content, a
+  400 that says the request needs a feature the target lacks (`unsupported_value`), and a prompt longer than
+  the target's context (estimated before sending, or the upstream's own 400 saying so). Open circuit
+  breakers (apps.proxy.breaker), disabled providers and a full concurrency cap skip a target. Other 4xx
+  answers are the client's to fix and are returned at once. With no target left the client gets the last
+  real failure in its dialect (a context overflow everywhere: OpenAI 400 `context_length_exceeded`,
+  Anthropic `invalid_request_error` "prompt is too long: N tokens > M maximum").
+- After the first byte nothing is retried and nothing is silently cut: the dialect's stream ends with its
+  error event (`UpstreamStreamError`, raised by `sse_events`), and a tool call is released to the dialects
+  only whole (`sse_events` holds tool-call fragments until the upstream's message ends).
+- Every answer of `relay`, errors included, carries x-request-id and `x-hub-served-by` (a target label or
+  `none`), `x-hub-fallback` (true/false), `x-hub-upstream-ms` (waiting on upstreams, every attempt, until the
+  answer began) and `x-hub-overhead-ms` (the hub's own time until then).
+- A warm request touches no database: plans are cached per process until invalidation.ROUTES (deploys,
+  provider and chain edits) or "*" (the listener reconnected).
+Where: the loop over targets is apps/proxy/fallback.py, one target's call apps/proxy/upstream.py, the
+Anthropic-to-Anthropic passthrough apps/proxy/native.py, plans apps/proxy/selectors.py + routing.py, breakers
+apps/proxy/breaker.py. No database writes here: the request log is queued after the response
+(services.request_log_enqueue).
 """
 from __future__ import annotations
 
@@ -14,16 +36,23 @@ from typing import AsyncIterator, Callable
 
 import httpx
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
-from django.core.exceptions import RequestDataTooBig
 
 from apps.accounts import key_cache
 from apps.accounts.auth import bearer_token
 from apps.core import invalidation
-from apps.proxy import selectors, services, upstream
-from apps.proxy.errors import RETRYABLE, ProxyError, anthropic_error_response, json_response, openai_error_response
-from apps.proxy.selectors import Route
+from apps.proxy import breaker, fallback, limits, native, selectors, services, upstream
+from apps.proxy.errors import ProxyError, anthropic_error_response, json_response, openai_error_response
+from apps.proxy.routing import Plan, Route
+from apps.proxy.fallback import context_error, upstream_chat_body
+from apps.proxy.upstream import UpstreamStreamError
+
+__all__ = ["Call", "Route", "Plan", "UpstreamStreamError", "authenticate", "parse_json", "resolve", "resolve_plan",
+           "sse_events", "relay", "Wire", "OPENAI", "ANTHROPIC", "method_not_allowed", "hub_headers",
+           "caches_clear", "context_error", "upstream_chat_body"]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -37,9 +66,18 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)
     user_id: int | None = None
+    key: key_cache.KeyInfo | None = None  # the API key and its limits (None: a dashboard session)
     idempotency_key: str = ""
     model_requested: str = ""
-    route: Route | None = None
+    route: Route | None = None  # the target that served (or, before that, the plan's first)
+    plan: Plan | None = None
+    served: Route | None = None
+    fallback: bool = False
+    attempts: list = field(default_factory=list)  # [{target, status, error, ms}]
+    upstream_ms: float = 0.0
+    answered_at: float | None = None  # perf_counter when the response (or its headers) was ready
+    tools_dropped: int = 0
+    client_headers: dict = field(default_factory=dict)
     stream: bool = False
     request_body: dict = field(default_factory=dict)
     status_code: int = 200
@@ -54,6 +92,15 @@ class Call:
         if self.ttft_ms is None:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
 
+    def mark_answered(self):
+        if self.answered_at is None:
+            self.answered_at = time.perf_counter()
+
+    @property
+    def overhead_ms(self) -> float:
+        end = self.answered_at if self.answered_at is not None else time.perf_counter()
+        return max(0.0, (end - self.started) * 1000 - self.upstream_ms)
+
     def set_usage(self, usage: dict | None):
         if isinstance(usage, dict):
             self.prompt_tokens = _int_or_none(usage.get("prompt_tokens", usage.get("input_tokens")))
@@ -63,20 +110,28 @@ class Call:
         self.status_code = exc.status
         self.error = exc.message
 
+    def attempt(self, route: Route, status: str, error: str, ms: float) -> None:
+        self.attempts.append({"target": route.label, "status": status, "error": error[:500], "ms": round(ms, 2)})
+
     def log(self):
         """Queue the log row once (after the response, or when the stream ends)."""
         if self.logged:
             return
         self.logged = True
+        served = self.served
         services.request_log_enqueue({
             "request_id": self.request_id, "idempotency_key": self.idempotency_key[:200],
-            "user_id": self.user_id, "endpoint": self.endpoint, "model_requested": self.model_requested,
-            "model_served": self.route.upstream_model if self.route else "",
-            "model_version_id": self.route.version_id if self.route else None,
+            "user_id": self.user_id, "api_key_id": getattr(self.key, "id", None), "endpoint": self.endpoint,
+            "model_requested": self.model_requested, "alias": (self.plan.alias or "") if self.plan else "",
+            "model_served": served.upstream_model if served else "",
+            "model_version_id": served.version_id if served else None,
+            "served_by": served.label if served else "", "fallback": self.fallback, "attempts": self.attempts,
             "stream": self.stream, "status_code": self.status_code,
             "latency_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "ttft_ms": round(self.ttft_ms, 2) if self.ttft_ms is not None else None,
+            "upstream_ms": round(self.upstream_ms, 2), "overhead_ms": round(self.overhead_ms, 2),
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "tools_dropped": self.tools_dropped,
             "request": services.trim(self.request_body), "response": services.trim(self.response_body),
             "error": self.error[:2000], "started_at": self.started_at,
         })
@@ -86,13 +141,21 @@ def _int_or_none(v):
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def hub_headers(call: Call) -> dict:
+    """Who served the call, whether a fallback did, and where the time went (until the answer began)."""
+    return {"x-hub-served-by": call.served.label if call.served else "none",
+            "x-hub-fallback": "true" if call.fallback else "false",
+            "x-hub-upstream-ms": f"{call.upstream_ms:.1f}", "x-hub-overhead-ms": f"{call.overhead_ms:.1f}"}
+
+
 # --- hot-path caches -----------------------------------------------------------------------------
 # Without them every call costs a thread hop and a fresh database connection (Django runs each ASGI
-# request's sync code on its own thread). API keys: apps.accounts.key_cache. Routes: resolved names,
-# kept until the registry publishes invalidation.ROUTES (deploy, rollback, an alias or version edited) over
-# apps.core.invalidation, which reaches this and every other web process within a second. No TTL: a
-# route is stored only while this process's invalidation listener is live. Failures are never cached.
-_route_cache: dict[tuple, Route] = {}
+# request's sync code on its own thread). API keys: apps.accounts.key_cache. Plans: resolved names with
+# their targets (providers' decrypted keys included) and alias settings, kept until the registry or the
+# provider/chain services publish invalidation.ROUTES (deploy, rollback, an alias, version, provider or chain
+# edited) over apps.core.invalidation, which reaches this and every other web process within a second. No
+# TTL: a plan is stored only while this process's invalidation listener is live. Failures are never cached.
+_route_cache: dict[tuple, Plan] = {}
 _route_generation = invalidation.Generation()
 
 
@@ -108,6 +171,7 @@ invalidation.on("*", _forget_routes)
 def caches_clear() -> None:
     key_cache.clear()
     _forget_routes()
+    breaker.forget_local()
 
 
 # --- request parsing ----------------------------------------------------------------------------
@@ -115,11 +179,12 @@ async def authenticate(request, call: Call):
     """API key (`Authorization: Bearer` or `x-api-key`), else the dashboard session with CSRF."""
     raw = bearer_token(request) or request.headers.get("x-api-key")
     if raw:
-        user_id = await key_cache.auser_id_for(raw)
-        if user_id is None:
+        call.key = await key_cache.aresolve(raw)
+        if call.key is None:
             raise ProxyError(401, "Incorrect API key provided. Create one on the API keys page.",
                              code="invalid_api_key")
-        call.user_id = user_id
+        limits.check_expiry(call.key)  # 401 key_expired
+        call.user_id = user_id = call.key.user_id
         call.idempotency_key = request.headers.get("Idempotency-Key", "") or ""
         return user_id
     else:
@@ -152,109 +217,98 @@ def parse_json(request) -> dict:
     return body
 
 
-async def resolve(call: Call, name: str, *, anthropic: bool = False) -> Route:
+async def resolve_plan(call: Call, name: str, *, anthropic: bool = False) -> Plan:
+    """The plan for a requested name (cached); 404 model_not_found when it names nothing."""
     call.model_requested = name
-    from django.conf import settings
-
-    key = (name, anthropic, settings.HUB_INFERENCE_URL, settings.TOGETHER_BASE_URL, settings.TOGETHER_API_KEY)
-    route = _route_cache.get(key)
-    if route is None:
+    key = (name, anthropic, settings.HUB_INFERENCE_URL, settings.TOGETHER_BASE_URL, settings.TOGETHER_API_KEY,
+           settings.HUB_PROXY_TIMEOUT_S)
+    plan = _route_cache.get(key)
+    if plan is None:
         generation, live = _route_generation.value, invalidation.is_live()
-        route = await sync_to_async(selectors.route_resolve)(name, anthropic=anthropic)
-        if route is not None and live and _route_generation.value == generation:
+        plan = await sync_to_async(selectors.plan_resolve)(name, anthropic=anthropic)
+        if plan is not None and live and _route_generation.value == generation:
             if len(_route_cache) > 10_000:
                 _route_cache.clear()
-            _route_cache[key] = route
-    if route is None:
+            _route_cache[key] = plan
+    if plan is None:
         raise ProxyError(404, f"The model `{name}` does not exist or you do not have access to it.",
                          param="model", code="model_not_found")
-    call.route = route
-    return route
+    call.plan = plan
+    if plan.targets:
+        call.route = plan.targets[0]
+    return plan
 
 
-# --- upstream -----------------------------------------------------------------------------------
-def _upstream_error(status: int, raw: bytes) -> ProxyError:
-    message, param, code, etype = None, None, None, None
-    try:
-        data = json.loads(raw)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict):
-            message, param, code, etype = err.get("message"), err.get("param"), err.get("code"), err.get("type")
-        elif isinstance(err, str):
-            message = err
-        elif isinstance(data, dict) and isinstance(data.get("detail"), str):
-            message = data["detail"]
-    except ValueError:
-        pass
-    message = str(message or raw[:300].decode("utf-8", "replace") or f"HTTP {status}")
-    code = str(code) if code is not None else None
-    if status in (401, 403):
-        return ProxyError(502, f"The model server rejected the hub's credentials: {message}",
-                          type="server_error", code="upstream_auth_failed")
-    if status >= 500:
-        return ProxyError(503 if status == 503 else 502, f"The model server failed: {message}",
-                          type="server_error", code=code or "upstream_error")
-    return ProxyError(status, message, type=etype, param=param, code=code)
+async def resolve(call: Call, name: str, *, anthropic: bool = False) -> Route:
+    """The first target of the plan (for callers that need one upstream, e.g. count_tokens)."""
+    plan = await resolve_plan(call, name, anthropic=anthropic)
+    if not plan.targets:
+        raise ProxyError(503, f"The alias `{name}` has no target to serve it.", type="server_error",
+                         code="model_unavailable")
+    return plan.targets[0]
 
 
-async def open_upstream(route: Route, path: str, body: dict) -> httpx.Response:
-    """POST to the upstream and return the response with its body not yet read (the caller
-    closes it). Errors before the first byte become ProxyErrors with the right status."""
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-    if route.api_key:
-        headers["authorization"] = f"Bearer {route.api_key}"
-    client = upstream.client()
-    req = client.build_request("POST", route.base_url + path, json=body, headers=headers)
-    try:
-        resp = await client.send(req, stream=True)
-    except httpx.TimeoutException:
-        raise ProxyError(504, "The model server did not answer in time.", type="server_error",
-                         code="upstream_timeout")
-    except httpx.HTTPError as exc:
-        raise ProxyError(502, f"The model server is unreachable ({type(exc).__name__}); is the inference "
-                         "process running?", type="server_error", code="upstream_unavailable")
-    if resp.status_code >= 400:
-        try:
-            raw = await resp.aread()
-        finally:
-            await resp.aclose()
-        exc = _upstream_error(resp.status_code, raw)
-        if exc.status in RETRYABLE:  # the upstream knows best when to come back
-            exc.headers.update({k: resp.headers[k] for k in ("retry-after", "retry-after-ms") if k in resp.headers})
-        raise exc
-    return resp
+# --- reading an upstream's OpenAI stream -------------------------------------------------------------
+def _tool_fragments(obj: dict) -> list | None:
+    for ch in obj.get("choices") or []:
+        if isinstance(ch, dict) and ch.get("index", 0) == 0:
+            delta = ch.get("delta")
+            if isinstance(delta, dict) and delta.get("tool_calls"):
+                return delta["tool_calls"]
+    return None
 
 
-async def read_json(resp: httpx.Response) -> dict:
-    try:
-        raw = await resp.aread()
-    except httpx.HTTPError as exc:
-        raise ProxyError(502, f"The model server dropped the connection ({type(exc).__name__}).",
-                         type="server_error", code="upstream_error")
-    finally:
-        await resp.aclose()
-    try:
-        data = json.loads(raw)
-        assert isinstance(data, dict)
-        return data
-    except (ValueError, AssertionError):
-        raise ProxyError(502, "The model server sent an invalid response.", type="server_error",
-                         code="upstream_error")
+def _release_tool_calls(held: list[dict]) -> list[dict]:
+    """The events held since the first tool-call fragment, with every tool call merged whole into one
+    event (id, type and name once; the arguments joined) placed first; the other deltas follow as they were."""
+    calls: dict[int, dict] = {}
+    rest: list[dict] = []
+    for ev in held:
+        frags = _tool_fragments(ev)
+        if frags:
+            for frag in frags:
+                if not isinstance(frag, dict):
+                    continue
+                idx = frag.get("index", 0) if isinstance(frag.get("index", 0), int) else 0
+                fn = frag.get("function") if isinstance(frag.get("function"), dict) else {}
+                merged = calls.setdefault(idx, {"index": idx, "id": None, "type": "function",
+                                                "function": {"name": "", "arguments": ""}})
+                merged["id"] = merged["id"] or frag.get("id")
+                if fn.get("name") and not merged["function"]["name"]:
+                    merged["function"]["name"] = fn["name"]
+                if isinstance(fn.get("arguments"), str):
+                    merged["function"]["arguments"] += fn["arguments"]
+            choices = []
+            for ch in ev.get("choices") or []:
+                if isinstance(ch, dict) and ch.get("index", 0) == 0:
+                    delta = {k: v for k, v in (ch.get("delta") or {}).items() if k != "tool_calls"}
+                    if delta.get("content") or ch.get("finish_reason"):
+                        choices.append({**ch, "delta": delta})
+                else:
+                    choices.append(ch)
+            if choices or ev.get("usage"):
+                rest.append({**ev, "choices": choices})
+        else:
+            rest.append(ev)
+    if not calls:
+        return held
+    first = held[0]
+    for c in calls.values():
+        if not c["id"]:
+            c.pop("id")
+    merged_event = {k: v for k, v in first.items() if k not in ("choices", "usage")}
+    merged_event["choices"] = [{"index": 0, "delta": {"tool_calls": [calls[i] for i in sorted(calls)]},
+                                "finish_reason": None}]
+    return [merged_event, *rest]
 
 
-class UpstreamStreamError(Exception):
-    """The upstream failed after the response started (a dropped connection, an error event, a
-    stream that ended without [DONE])."""
-
-    def __init__(self, message: str, error: dict | None = None):
-        super().__init__(message)
-        self.error = error or {"message": message, "type": "server_error", "param": None,
-                               "code": "upstream_stream_error"}
-
-
-async def sse_events(resp: httpx.Response) -> AsyncIterator[dict]:
-    """Parsed `data:` events of an OpenAI SSE stream; raises UpstreamStreamError on failure."""
+async def sse_events(resp) -> AsyncIterator[dict]:
+    """Parsed `data:` events of an OpenAI SSE stream; raises UpstreamStreamError on failure (a dropped
+    connection, a malformed event, an error event, an end without [DONE]). Tool calls come out whole: from
+    the first tool-call fragment on, events are held until the upstream finishes, so a stream that breaks
+    mid-call never shows a half-formed call."""
     done = False
+    held: list[dict] | None = None
     try:
         async for line in resp.aiter_lines():
             if not line.startswith("data:"):
@@ -273,7 +327,13 @@ async def sse_events(resp: httpx.Response) -> AsyncIterator[dict]:
                        "type": err.get("type") or "server_error", "param": err.get("param"),
                        "code": err.get("code") or "upstream_stream_error"}
                 raise UpstreamStreamError(err["message"], err)
-            if isinstance(obj, dict):
+            if not isinstance(obj, dict):
+                continue
+            if held is None and _tool_fragments(obj):
+                held = []
+            if held is not None:
+                held.append(obj)
+            else:
                 yield obj
     except httpx.HTTPError as exc:
         raise UpstreamStreamError(f"The model server dropped the stream ({type(exc).__name__}).")
@@ -281,16 +341,8 @@ async def sse_events(resp: httpx.Response) -> AsyncIterator[dict]:
         await resp.aclose()
     if not done:
         raise UpstreamStreamError("The model server closed the stream before it finished.")
-
-
-def upstream_chat_body(body: dict, route: Route) -> dict:
-    out = dict(body)
-    out["model"] = route.upstream_model
-    if out.get("stream"):
-        out["stream_options"] = {"include_usage": True}  # always: the log needs token counts
-    else:
-        out.pop("stream_options", None)
-    return out
+    for obj in _release_tool_calls(held or []):
+        yield obj
 
 
 # --- the shared request path of the generating endpoints ----------------------------------------
@@ -315,14 +367,31 @@ def method_not_allowed(request, call: Call, wire: Wire) -> HttpResponse:
                                           code="method_not_allowed"), call.request_id)
 
 
+async def _closing(chunks: AsyncIterator[str], lines: upstream.UpstreamLines) -> AsyncIterator[str]:
+    """Yield `chunks`; however they end (finished, failed, client gone), close the upstream stream too."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            await lines.aclose()
+
+
 async def relay(request, call: Call, *, wire: Wire, validate: Callable[[dict], dict], path: str,
-                render: Callable[[dict], dict], stream: Callable[[dict, httpx.Response], AsyncIterator[str]],
+                render: Callable[[dict], dict], stream: Callable[[dict, object], AsyncIterator[str]],
                 anthropic: bool = False) -> HttpResponse:
-    """POST /v1/chat/completions, /v1/completions and /v1/messages: check the method, authenticate,
-    parse and `validate` the body (which returns the OpenAI request to forward), resolve the model,
-    open the upstream at `path`. A streamed call returns `stream(clean, resp)` as SSE; otherwise the
-    upstream JSON goes through `render(data)` (which also records usage on the call). Every
-    ProxyError on the way is logged and rendered once, in the dialect of `wire`."""
+    """POST /v1/chat/completions, /v1/completions, /v1/messages and /v1/responses: check the method,
+    authenticate, parse and `validate` the body (which returns the OpenAI request to forward), admit it
+    under the key's limits, resolve the model to a plan and open its first target that answers (see the
+    module's contract). A streamed call returns `stream(clean, lines)` as SSE (`lines` replays the
+    upstream's OpenAI SSE lines: `sse_events(lines)` reads them); otherwise the upstream JSON goes through
+    `render(data)` (which also records usage on the call). With `anthropic`, an Anthropic provider gets the
+    original Messages body natively and its answer is relayed as is. Every ProxyError on the way is
+    logged and rendered once, in the dialect of `wire`."""
     if request.method != "POST":
         return method_not_allowed(request, call, wire)
     try:
@@ -331,21 +400,32 @@ async def relay(request, call: Call, *, wire: Wire, validate: Callable[[dict], d
         call.request_body = body
         clean = validate(body)
         call.stream = bool(clean.get("stream"))
-        route = await resolve(call, clean["model"], anthropic=anthropic)
-        resp = await open_upstream(route, path, upstream_chat_body(clean, route))
+        await limits.admit(call.key, clean["model"], limits.estimate_tokens(request.body))
+        plan = await resolve_plan(call, clean["model"], anthropic=anthropic)
+        call.client_headers = {k: request.headers[k] for k in ("anthropic-version", "anthropic-beta")
+                               if request.headers.get(k)}
+        opened = await fallback.open_plan(call, plan, path=path, clean=clean,
+                                          native_body=body if anthropic else None, anthropic_wire=wire is ANTHROPIC)
         if not call.stream:
-            data = await read_json(resp)
+            out = native.native_answer(call, opened.data) if opened.mode == "native" else render(opened.data)
     except ProxyError as exc:
         call.fail(exc)
+        call.mark_answered()
         call.log()
-        return wire.error_response(exc, call.request_id)
-    if call.stream:
-        response = StreamingHttpResponse(stream(clean, resp), content_type="text/event-stream",
-                                         headers=SSE_HEADERS)
-        for name, value in wire.headers(call).items():
+        response = wire.error_response(exc, call.request_id)
+        for name, value in hub_headers(call).items():
             response[name] = value
         return response
-    out = render(data)
+    if call.stream:
+        chunks = native.native_stream(call, opened.lines) if opened.mode == "native" else stream(clean, opened.lines)
+        call.mark_answered()
+        response = StreamingHttpResponse(limits.metered(call.key, _closing(chunks, opened.lines), call),
+                                         content_type="text/event-stream", headers=SSE_HEADERS)
+        for name, value in {**wire.headers(call), **hub_headers(call)}.items():
+            response[name] = value
+        return response
     call.response_body = out
+    call.mark_answered()
+    await limits.charge(call.key, limits.used_tokens(call))
     call.log()
-    return json_response(out, headers=wire.headers(call))
+    return json_response(out, headers={**wire.headers(call), **hub_headers(call)})

@@ -5,7 +5,9 @@ the hub returns (normalized finish_reason, integer usage, the id/model the clien
 `chat_stream` and `completion_stream` re-frame an upstream SSE stream (first delta `{role, content: ""}`,
 tool-call fragments with id/type/name only on their first piece, exactly one finish_reason, the usage
 chunk when `stream_options.include_usage` asked for it, `[DONE]`), turning a failure after the first
-byte into an error event, and record content, usage and timings on the `Call` (which logs it). The
+byte into an error event, passing on `choices[i].stop_reason` (the stop string that ended the answer,
+as vLLM and the local inference server report it; on the final chunk when streaming), and record
+content, tool calls, usage and timings on the `Call` (which logs it). The
 Anthropic dialect (anthropic.py) reuses `chat_stream(raw_events=True)`. No HTTP handling here: the views
 (views.py) and the one request path (gateway.relay) call these."""
 from __future__ import annotations
@@ -51,8 +53,11 @@ def chat_completion_body(data: dict, *, cid: str, created: int, model: str) -> d
             message["tool_calls"] = msg["tool_calls"]
         elif message["content"] is None:
             message["content"] = ""
-        choices.append({"index": ch.get("index", i), "message": message,
-                        "finish_reason": _norm_finish(ch.get("finish_reason")), "logprobs": None})
+        choice = {"index": ch.get("index", i), "message": message,
+                  "finish_reason": _norm_finish(ch.get("finish_reason")), "logprobs": None}
+        if isinstance(ch.get("stop_reason"), str):
+            choice["stop_reason"] = ch["stop_reason"]
+        choices.append(choice)
     return {"id": cid, "object": "chat.completion", "created": created, "model": model, "choices": choices,
             "usage": _usage(data.get("usage")), "system_fingerprint": None}
 
@@ -64,16 +69,20 @@ async def chat_stream(call: Call, resp, *, cid: str, created: int, include_usage
     delta, the usage chunk when asked, `[DONE]`. A failure after the first byte becomes an error
     event — never a silent close. With `raw_events` yields dicts (for the Anthropic translation)."""
 
-    def chunk(delta, finish=None):
+    def chunk(delta, finish=None, stop_reason=None):
         obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": call.model_requested,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if stop_reason is not None:
+            obj["choices"][0]["stop_reason"] = stop_reason
         if include_usage:
             obj["usage"] = None
         return obj
 
     emit = (lambda o: o) if raw_events else _sse
     finish = None
+    stop_reason = None  # the stop string that ended the answer, when the upstream says (vLLM, the local server)
     seen_tools: set[int] = set()
+    tools: dict[int, dict] = {}  # the calls as assembled from their fragments (for the request log)
     parts: list[str] = []
     try:
         yield emit(chunk({"role": "assistant", "content": ""}))
@@ -99,8 +108,10 @@ async def chat_stream(call: Call, resp, *, cid: str, created: int, include_usage
                             f["id"] = frag.get("id") or f"call_{call.request_id[:12]}_{idx}"
                             f["type"] = "function"
                             f["function"] = {"name": fn.get("name") or "", "arguments": fn.get("arguments") or ""}
+                            tools[idx] = {"id": f["id"], "type": "function", "function": dict(f["function"])}
                         else:
                             f["function"] = {"arguments": fn.get("arguments") or ""}
+                            tools[idx]["function"]["arguments"] += f["function"]["arguments"]
                         frags.append(f)
                     out["tool_calls"] = frags
                 if out:
@@ -108,12 +119,18 @@ async def chat_stream(call: Call, resp, *, cid: str, created: int, include_usage
                     yield emit(chunk(out))
                 if ch.get("finish_reason"):
                     finish = _norm_finish(ch["finish_reason"])
-        yield emit(chunk({}, finish or ("tool_calls" if seen_tools else "stop")))
+                    if isinstance(ch.get("stop_reason"), str):
+                        stop_reason = ch["stop_reason"]
+        yield emit(chunk({}, finish or ("tool_calls" if seen_tools else "stop"), stop_reason))
         if include_usage:
             usage = _usage({"prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens})
             yield emit({"id": cid, "object": "chat.completion.chunk", "created": created,
                         "model": call.model_requested, "choices": [], "usage": usage})
         call.response_body = {"content": "".join(parts), "finish_reason": finish}
+        if tools:
+            call.response_body["tool_calls"] = [tools[i] for i in sorted(tools)]
+        if stop_reason is not None:
+            call.response_body["stop_reason"] = stop_reason
         if not raw_events:
             yield "data: [DONE]\n\n"
     except UpstreamStreamError as exc:
@@ -128,9 +145,13 @@ async def chat_stream(call: Call, resp, *, cid: str, created: int, include_usage
 
 def completion_body(data: dict, *, cid: str, created: int, model: str) -> dict:
     """A legacy text-completion answer in OpenAI's shape."""
-    choices = [{"text": ch.get("text") or "", "index": ch.get("index", i), "logprobs": None,
-                "finish_reason": _norm_finish(ch.get("finish_reason"))}
-               for i, ch in enumerate(data.get("choices") or [])]
+    choices = []
+    for i, ch in enumerate(data.get("choices") or []):
+        choice = {"text": ch.get("text") or "", "index": ch.get("index", i), "logprobs": None,
+                  "finish_reason": _norm_finish(ch.get("finish_reason"))}
+        if isinstance(ch.get("stop_reason"), str):
+            choice["stop_reason"] = ch["stop_reason"]
+        choices.append(choice)
     return {"id": cid, "object": "text_completion", "created": created, "model": model,
             "choices": choices, "usage": _usage(data.get("usage"))}
 
@@ -139,14 +160,16 @@ async def completion_stream(call: Call, resp, *, cid: str, created: int, include
     """The legacy text-completion stream: text chunks, one final chunk with the finish_reason, the
     usage chunk when asked, `[DONE]`; a failure after the first byte becomes an error event."""
 
-    def chunk(text, finish=None):
+    def chunk(text, finish=None, stop_reason=None):
         obj = {"id": cid, "object": "text_completion", "created": created, "model": call.model_requested,
                "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
+        if stop_reason is not None:
+            obj["choices"][0]["stop_reason"] = stop_reason
         if include_usage:
             obj["usage"] = None
         return _sse(obj)
 
-    finish, parts = None, []
+    finish, parts, stop_reason = None, [], None
     try:
         async for ev in sse_events(resp):
             if ev.get("usage"):
@@ -158,7 +181,9 @@ async def completion_stream(call: Call, resp, *, cid: str, created: int, include
                     yield chunk(ch["text"])
                 if ch.get("finish_reason"):
                     finish = _norm_finish(ch["finish_reason"])
-        yield chunk("", finish or "stop")
+                    if isinstance(ch.get("stop_reason"), str):
+                        stop_reason = ch["stop_reason"]
+        yield chunk("", finish or "stop", stop_reason)
         if include_usage:
             yield _sse({"id": cid, "object": "text_completion", "created": created,
                         "model": call.model_requested, "choices": [],

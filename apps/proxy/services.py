@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 
 from apps.core.jobs import enqueue as jobs
 from apps.proxy.models import RequestLog
+from apps.traffic import services as traffic
 
 log = logging.getLogger(__name__)
 MAX_BODY_CHARS = 20_000
@@ -28,6 +29,19 @@ def trim(value, limit: int = MAX_BODY_CHARS):
     return value
 
 
+def _attempts(value) -> list:
+    """The call's attempts, one `{target, status, error, ms}` per target tried (at most 20 kept)."""
+    if not isinstance(value, list):
+        return []
+    out = []
+    for a in value[:20]:
+        if isinstance(a, dict):
+            out.append({"target": str(a.get("target") or "")[:300], "status": str(a.get("status") or "")[:40],
+                        "error": str(a.get("error") or "")[:500],
+                        "ms": a.get("ms") if isinstance(a.get("ms"), (int, float)) else None})
+    return out
+
+
 def request_log_record(*, payload: dict) -> RequestLog:
     """Idempotent: the same request_id updates its row; a repeated Idempotency-Key (the SDK's retries)
     updates the first row logged for that key instead of adding one."""
@@ -38,6 +52,14 @@ def request_log_record(*, payload: dict) -> RequestLog:
         model_requested=(payload.get("model_requested") or "")[:200],
         model_served=(payload.get("model_served") or "")[:200],
         model_version_id=payload.get("model_version_id"),
+        api_key_id=payload.get("api_key_id"),
+        alias=(payload.get("alias") or "")[:200],
+        served_by=(payload.get("served_by") or "")[:300],
+        fallback=bool(payload.get("fallback")),
+        attempts=_attempts(payload.get("attempts")),
+        upstream_ms=payload.get("upstream_ms"),
+        overhead_ms=payload.get("overhead_ms"),
+        tools_dropped=max(0, int(payload.get("tools_dropped") or 0)),
         stream=bool(payload.get("stream")),
         status_code=int(payload.get("status_code") or 0),
         latency_ms=payload.get("latency_ms"),
@@ -63,10 +85,10 @@ def request_log_record(*, payload: dict) -> RequestLog:
             for k, v in fields.items():
                 setattr(existing, k, v)
             existing.save()
-            return existing
+            return traffic.captured(existing, payload)  # apps/traffic: search index + capture rules
         try:
             with transaction.atomic():
-                return RequestLog.objects.create(request_id=payload["request_id"], **fields)
+                return traffic.captured(RequestLog.objects.create(request_id=payload["request_id"], **fields), payload)
         except IntegrityError:  # a concurrent delivery of the same message won
             row = RequestLog.objects.get(request_id=payload["request_id"])
             return row

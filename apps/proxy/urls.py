@@ -2,6 +2,8 @@
 from django.urls import path, re_path
 
 from apps.proxy import anthropic, views
+from apps.proxy import responses as responses_api
+from apps.traffic import views as traffic_views
 
 app_name = "proxy"
 
@@ -12,6 +14,8 @@ urlpatterns = [
     path("models/<path:model_id>", views.model_detail, name="model_detail"),
     path("messages", anthropic.messages, name="messages"),
     path("messages/count_tokens", anthropic.count_tokens, name="count_tokens"),
+    path("responses", responses_api.responses, name="responses"),
+    path("health", traffic_views.health_json, name="health"),  # apps/traffic: per-target health
     path("playground/", views.playground, name="playground"),
     re_path(r"^(?P<rest>.*)$", views.not_found),
 ]

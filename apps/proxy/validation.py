@@ -4,8 +4,11 @@ Each function returns the body to send upstream (a new dict) or raises ProxyErro
 """
 from __future__ import annotations
 
+import re
+
 from apps.proxy.errors import ProxyError
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -121,13 +124,92 @@ def validate_chat(body) -> dict:
                  "missing_required_parameter")
         if m.get("tool_calls") is not None and not isinstance(m.get("tool_calls"), list):
             _bad(f"Invalid type for '{p}.tool_calls': expected an array.", f"{p}.tool_calls", "invalid_type")
+    _tools(body)
+    _response_format(body.get("response_format"))
+    return out
+
+
+def _tools(body: dict) -> None:
+    """`tools` (function tools need `function.name`; `parameters` an object), `tool_choice` and
+    `parallel_tool_calls` in OpenAI's shapes."""
     tools = body.get("tools")
     if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
         _bad("Invalid type for 'tools': expected an array of objects.", "tools", "invalid_type")
-    rf = body.get("response_format")
-    if rf is not None and not isinstance(rf, dict):
+    names = set()
+    for i, t in enumerate(tools or []):
+        if t.get("type", "function") != "function":
+            continue
+        fn = t.get("function")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            _bad(f"Missing required parameter: 'tools[{i}].function.name'.", f"tools[{i}].function.name",
+                 "missing_required_parameter")
+        if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+            _bad(f"Invalid type for 'tools[{i}].function.parameters': expected a JSON schema object.",
+                 f"tools[{i}].function.parameters", "invalid_type")
+        names.add(fn["name"])
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if isinstance(choice, str):
+            if choice not in ("none", "auto", "required"):
+                _bad(f"Invalid value for 'tool_choice': {choice!r}. Supported values are: 'none', 'auto', "
+                     "'required', or an object naming a function.", "tool_choice", "invalid_value")
+        elif not isinstance(choice, dict):
+            _bad("Invalid type for 'tool_choice': expected a string or an object.", "tool_choice", "invalid_type")
+        elif choice.get("type") == "function":
+            fn = choice.get("function")
+            name = fn.get("name") if isinstance(fn, dict) else None
+            if not isinstance(name, str) or not name:
+                _bad("Missing required parameter: 'tool_choice.function.name'.", "tool_choice.function.name",
+                     "missing_required_parameter")
+            if names and name not in names:
+                _bad(f"Invalid value for 'tool_choice.function.name': {name!r} is not one of the request's tools.",
+                     "tool_choice.function.name", "invalid_value")
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        _bad("Invalid type for 'parallel_tool_calls': expected a boolean.", "parallel_tool_calls", "invalid_type")
+
+
+def _response_format(rf) -> None:
+    """`response_format`: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema":
+    {"name", "schema"?, "strict"?, "description"?}}. Passed on as sent: the local inference server enforces
+    it by constrained decoding (a schema it cannot enforce is its 400 `unsupported_value`); other upstreams
+    (vLLM, OpenAI-compatible providers) do what they do with it."""
+    if rf is None:
+        return
+    if not isinstance(rf, dict):
         _bad("Invalid type for 'response_format': expected an object.", "response_format", "invalid_type")
-    return out
+    kind = rf.get("type")
+    if kind is None:
+        _bad("Missing required parameter: 'response_format.type'.", "response_format.type",
+             "missing_required_parameter")
+    if kind not in ("text", "json_object", "json_schema"):
+        _bad(f"Invalid value for 'response_format.type': {kind!r}. Supported values are: 'text', 'json_object', "
+             "and 'json_schema'.", "response_format.type", "invalid_value")
+    if kind != "json_schema":
+        return
+    js = rf.get("json_schema")
+    if js is None:
+        _bad("Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema",
+             "missing_required_parameter")
+    if not isinstance(js, dict):
+        _bad("Invalid type for 'response_format.json_schema': expected an object.", "response_format.json_schema",
+             "invalid_type")
+    name = js.get("name")
+    if name is None:
+        _bad("Missing required parameter: 'response_format.json_schema.name'.", "response_format.json_schema.name",
+             "missing_required_parameter")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        _bad("Invalid 'response_format.json_schema.name': letters, digits, underscores and dashes only, at most "
+             "64 characters.", "response_format.json_schema.name", "invalid_value")
+    if "schema" in js and not isinstance(js["schema"], dict):
+        _bad("Invalid type for 'response_format.json_schema.schema': expected a JSON schema object.",
+             "response_format.json_schema.schema", "invalid_type")
+    if js.get("strict") is not None and not isinstance(js["strict"], bool):
+        _bad("Invalid type for 'response_format.json_schema.strict': expected a boolean.",
+             "response_format.json_schema.strict", "invalid_type")
+    if js.get("description") is not None and not isinstance(js["description"], str):
+        _bad("Invalid type for 'response_format.json_schema.description': expected a string.",
+             "response_format.json_schema.description", "invalid_type")
 
 
 def validate_completion(body) -> dict:

@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from apps.proxy import selectors
+from apps.proxy import limits, selectors
 from apps.proxy.errors import ProxyError, json_response, openai_error_response
 from apps.proxy.gateway import OPENAI, Call, authenticate, method_not_allowed, relay
 from apps.proxy.openai import (chat_completion_body, chat_stream, completion_body, completion_stream,
@@ -63,7 +63,7 @@ async def models(request):
         await authenticate(request, call)
     except ProxyError as exc:
         return openai_error_response(exc, call.request_id)
-    data = await sync_to_async(selectors.model_list)()
+    data = await limits.visible(call.key, await sync_to_async(selectors.model_list)())  # what the key may use
     return json_response({"object": "list", "data": data}, headers={"x-request-id": call.request_id})
 
 
@@ -75,15 +75,22 @@ async def model_detail(request, model_id: str):
     try:
         await authenticate(request, call)
         item = await sync_to_async(selectors.model_get)(model_id)
-        if item is None:
+        if item is None or not await limits.allows(call.key, model_id):  # a model the key may not use
             raise ProxyError(404, f"The model `{model_id}` does not exist.", param="model", code="model_not_found")
     except ProxyError as exc:
         return openai_error_response(exc, call.request_id)
     return json_response(item, headers={"x-request-id": call.request_id})
 
 
+@csrf_exempt  # an API path: a JSON 404 for every method, never Django's CSRF page
 async def not_found(request, rest: str = ""):
-    return openai_error_response(ProxyError(404, f"Unknown endpoint /v1/{rest}.", code="unknown_url"))
+    """Any /v1 path no endpoint serves: 404 as JSON, in the dialect the request speaks (errors.looks_anthropic)."""
+    from uuid import uuid4
+
+    from apps.proxy.errors import wire_error_response
+
+    exc = ProxyError(404, f"Unknown endpoint: {request.method} /v1/{rest}", code="unknown_url")
+    return wire_error_response(request, exc, uuid4().hex)
 
 
 # --- playground -----------------------------------------------------------------------------------

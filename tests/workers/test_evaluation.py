@@ -34,15 +34,28 @@ def test_no_tool_scenarios_no_score():
     assert evaluate.tool_call_accuracy(None, None, [{"messages": [{"role": "user", "content": "hi"}]}]) is None
 
 
+@pytest.fixture
+def roomy_base_model(db, tmp_path):
+    """A tiny base model whose context holds the tool definitions that training writes into the
+    system prompt (the Hermes layout of workers/engine/chat_format.py; 256 tokens do not)."""
+    from apps.registry.services import base_model_register
+    from workers.engine.tiny import build_model
+
+    build_model(tmp_path / "roomy", size="nano", texts=[json.dumps(_scenario(0))] * 5, vocab_size=400,
+                context_length=1024)
+    return base_model_register(model_id="tiny-roomy", path=str(tmp_path / "roomy"), name="Tiny, 1k context")
+
+
 @pytest.mark.django_db(transaction=True)
-def test_run_on_tool_dataset_reports_tool_call_accuracy(member, tiny_base_model):
+def test_run_on_tool_dataset_reports_tool_call_accuracy(member, roomy_base_model):
     from apps.training import services
     from tests.training.conftest import make_version
     from workers.training import train_run
 
     version = make_version(member, [_scenario(i) for i in range(16)], validation=[_scenario(i) for i in range(16, 19)])
-    run = services.run_create(user=member, dataset_version_id=version.pk, base_model="tiny",
-                              hyperparameters={"max_steps": 6, "learning_rate": 3e-3, "eval_max_new_tokens": 8})
+    run = services.run_create(user=member, dataset_version_id=version.pk, base_model="tiny-roomy",
+                              hyperparameters={"max_steps": 6, "learning_rate": 3e-3, "eval_max_new_tokens": 8,
+                                               "max_seq_len": 1024})
     train_run.fn(run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error

@@ -5,66 +5,29 @@ assistant spans are computed from rendered prefixes: for assistant turn *i*, the
 ``messages[:i]`` rendered with the generation prompt ends where the answer starts, and the text
 of ``messages[:i+1]`` ends where it ends. Tokens whose character offsets fall in such a span get
 labels; everything else is -100. A turn with ``weight: 0`` is context only.
+
+Rendering (tools, tool calls, tool results) is chat_format.render_chat, the function the inference
+server uses too: a model trained here on tool-call data is served with the same layout.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
+
+from workers.engine.chat_format import normalize_for, normalize_messages, render_chat, tool_call_text
+
+__all__ = ["normalize_messages", "tool_call_text", "assistant_spans", "encode_example", "tokenize_examples"]
 
 IGNORE = -100
 
 
-def _tool_call_text(calls: list[dict]) -> str:
-    parts = []
-    for call in calls or []:
-        fn = call.get("function", call)
-        args = fn.get("arguments", {})
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except ValueError:
-                pass
-        parts.append("<tool_call>" + json.dumps({"name": fn.get("name"), "arguments": args}, ensure_ascii=False)
-                     + "</tool_call>")
-    return "\n".join(parts)
-
-
-def normalize_messages(messages: list[dict], template: str | None) -> list[dict]:
-    """Make every message renderable by simple templates: content always a string, tool calls
-    serialized Hermes-style (`<tool_call>{json}</tool_call>`) unless the template knows tool_calls."""
-    knows_tools = bool(template) and "tool_calls" in template
-    out = []
-    for m in messages:
-        content = m.get("content")
-        if isinstance(content, list):  # OpenAI content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        content = content or ""
-        msg = {"role": m.get("role", "user"), "content": content}
-        if m.get("tool_calls"):
-            if knows_tools:
-                msg["tool_calls"] = m["tool_calls"]
-            else:
-                msg["content"] = (content + "\n" if content else "") + _tool_call_text(m["tool_calls"])
-        if m.get("name"):
-            msg["name"] = m["name"]
-        if m.get("tool_call_id"):
-            msg["tool_call_id"] = m["tool_call_id"]
-        out.append(msg)
-    return out
-
-
 def _render(tokenizer, messages, tools, *, add_generation_prompt: bool) -> str:
-    kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": add_generation_prompt}
-    if tools:
-        kwargs["tools"] = tools
-    return tokenizer.apply_chat_template(messages, **kwargs)
+    return render_chat(tokenizer, messages, tools, add_generation_prompt=add_generation_prompt, normalized=True)
 
 
 def assistant_spans(tokenizer, messages: list[dict], tools=None) -> tuple[str, list[tuple[int, int]]]:
     """Render the conversation and return (text, [(start, end) char spans to train on])."""
-    template = getattr(tokenizer, "chat_template", None)
-    norm = normalize_messages(messages, template)
+    norm = normalize_for(tokenizer, messages)
     full = _render(tokenizer, norm, tools, add_generation_prompt=False)
     spans: list[tuple[int, int]] = []
     cursor = 0

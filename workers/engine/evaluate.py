@@ -6,7 +6,7 @@ import json
 import re
 from contextlib import nullcontext
 
-from workers.engine.data import normalize_messages
+from workers.engine.chat_format import render_chat
 
 _TOOL_RE = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
 
@@ -14,9 +14,7 @@ _TOOL_RE = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
 def _generate(model, tokenizer, messages: list[dict], *, max_new_tokens: int, tools=None) -> str:
     import torch
 
-    msgs = normalize_messages(messages, getattr(tokenizer, "chat_template", None))
-    kwargs = {"tools": tools} if tools else {}
-    text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **kwargs)
+    text = render_chat(tokenizer, messages, tools, add_generation_prompt=True)  # the layout training used
     enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     device = next(model.parameters()).device
     enc = {k: v.to(device) for k, v in enc.items()}

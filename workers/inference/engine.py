@@ -40,6 +40,7 @@ class LoadedModel:
     eos_ids: set[int]
     created: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ll_tokenizer: object = None  # llguidance's view of the tokenizer, built on first constrained request
 
 
 @dataclass
@@ -48,6 +49,7 @@ class GenerationResult:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    stop_reason: str | None = None  # the stop string that ended the text, if one did
 
 
 class ModelStore:
@@ -164,37 +166,16 @@ def load_model(name: str, manifest: dict) -> LoadedModel:
 
 
 # --- prompts ------------------------------------------------------------------------------------
-def _text_of(content) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text"):
-                parts.append(str(part.get("text", "")))
-            elif isinstance(part, str):
-                parts.append(part)
-        return "".join(parts)
-    return str(content)
+def chat_prompt_ids(loaded: LoadedModel, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+    """The prompt of a chat request, laid out by workers.engine.chat_format.render_chat: the layout the
+    hub trains with (tools through the chat template, or Hermes-style in the system prompt)."""
+    from workers.engine.chat_format import render_chat
 
-
-def chat_prompt_ids(loaded: LoadedModel, messages: list[dict]) -> list[int]:
     tok = loaded.tokenizer
-    plain = []
-    for m in messages:
-        role = m.get("role")
-        if role == "developer":
-            role = "system"
-        plain.append({"role": role, "content": _text_of(m.get("content"))})
-    if not getattr(tok, "chat_template", None):
-        text = "".join(f"{m['role']}: {m['content']}\n" for m in plain) + "assistant: "
-    else:
-        try:
-            text = tok.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
-        except Exception as exc:
-            raise EngineError(f"The model's chat template rejected these messages: {exc}", param="messages") from exc
+    try:
+        text = render_chat(tok, messages, tools, add_generation_prompt=True)
+    except Exception as exc:
+        raise EngineError(f"The model's chat template rejected these messages: {exc}", param="messages") from exc
     return list(tok(text, add_special_tokens=False)["input_ids"])
 
 
@@ -214,12 +195,25 @@ def plan_max_tokens(loaded: LoadedModel, prompt_len: int, requested: int | None)
     return max(0, min(requested, room))
 
 
+def _first_stop(text: str, stop: list[str]) -> tuple[int, str | None]:
+    """(index, stop string) of the earliest stop string in `text`, or (-1, None)."""
+    best, which = -1, None
+    for s in stop:
+        i = text.find(s)
+        if i >= 0 and (best < 0 or i < best):
+            best, which = i, s
+    return best, which
+
+
 def generate(loaded: LoadedModel, prompt_ids: list[int], *, max_tokens: int, temperature: float = 1.0,
              top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None,
-             should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, str | None, int]]:
-    """Yield (text_delta, finish_reason, completion_tokens). The last item has a finish_reason
-    ("stop" or "length"); deltas never split a UTF-8 character nor leak part of a stop string.
-    The caller must hold loaded.lock."""
+             should_stop: Callable[[], bool] = lambda: False,
+             constraint=None) -> Iterator[tuple[str, str | None, int, str | None]]:
+    """Yield (text_delta, finish_reason, completion_tokens, stop_reason). The last item has a
+    finish_reason ("stop" or "length") and, when a stop string ended the text, that string as
+    stop_reason (vLLM's field); deltas never split a UTF-8 character nor leak part of a stop string.
+    `constraint` (structured.Constraint) masks the logits to what its grammar allows; generation
+    ends ("stop") once the grammar is complete. The caller must hold loaded.lock."""
     import torch
 
     model, tok = loaded.model, loaded.tokenizer
@@ -238,19 +232,26 @@ def generate(loaded: LoadedModel, prompt_ids: list[int], *, max_tokens: int, tem
             out = model(input_ids=ids, past_key_values=past, use_cache=True)
             past = out.past_key_values
             logits = out.logits[0, -1, :].float()
+            if constraint is not None:
+                constraint.mask(logits)
             nxt = _sample(logits, temperature, top_p, gen)
             if nxt in loaded.eos_ids:
                 finish = "stop"
                 break
             produced.append(nxt)
+            if constraint is not None:
+                constraint.advance(nxt)
+                if constraint.done():
+                    finish = "stop"
+                    break
             ids = torch.tensor([[nxt]], dtype=torch.long)
             text = tok.decode(produced, skip_special_tokens=True)
             if stop:
-                hit = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+                hit, which = _first_stop(text, stop)
                 if hit >= 0:
                     if hit > emitted:
-                        yield text[emitted:hit], None, len(produced)
-                    yield "", "stop", len(produced)
+                        yield text[emitted:hit], None, len(produced), None
+                    yield "", "stop", len(produced), which
                     return
             safe = len(text)
             if text.endswith("\ufffd"):
@@ -261,15 +262,15 @@ def generate(loaded: LoadedModel, prompt_ids: list[int], *, max_tokens: int, tem
                         safe -= k
                         break
             if safe > emitted:
-                yield text[emitted:safe], None, len(produced)
+                yield text[emitted:safe], None, len(produced), None
                 emitted = safe
     text = tok.decode(produced, skip_special_tokens=True) if produced else ""
-    tail = text[emitted:]
+    tail, which = text[emitted:], None
     if stop and tail:
-        hit = min((i for i in (tail.find(s) for s in stop) if i >= 0), default=-1)
+        hit, which = _first_stop(tail, stop)
         if hit >= 0:
             tail, finish = tail[:hit], "stop"
-    yield tail, finish, len(produced)
+    yield tail, finish, len(produced), which
 
 
 def _sample(logits, temperature: float, top_p: float, gen) -> int:
@@ -291,9 +292,9 @@ def _sample(logits, temperature: float, top_p: float, gen) -> int:
 
 
 def generate_all(loaded: LoadedModel, prompt_ids: list[int], **kw) -> GenerationResult:
-    parts, finish, n = [], "length", 0
-    for delta, fin, n in generate(loaded, prompt_ids, **kw):
+    parts, finish, n, reason = [], "length", 0, None
+    for delta, fin, n, why in generate(loaded, prompt_ids, **kw):
         parts.append(delta)
         if fin:
-            finish = fin
-    return GenerationResult("".join(parts), finish, len(prompt_ids), n)
+            finish, reason = fin, why
+    return GenerationResult("".join(parts), finish, len(prompt_ids), n, reason)

@@ -1,9 +1,21 @@
 """OpenAI-compatible HTTP endpoints over the engine (Starlette).
 
 POST /v1/chat/completions (stream or not), POST /v1/completions, GET /v1/models, GET /health,
-POST /tokenize (vLLM-style: {"model", "messages"|"prompt"} -> {"count", "max_model_len"}).
+POST /tokenize (vLLM-style: {"model", "messages"|"prompt", "tools"?} -> {"count", "max_model_len"}).
 Generation runs in a worker thread under the model's lock; tokens reach the client through an
 asyncio queue, and a client that disconnects stops its generation.
+
+Beyond plain text (what vLLM's OpenAI server does too):
+- `tools` are rendered into the prompt with the hub's training layout (workers/engine/chat_format.py)
+  and emitted ``<tool_call>{json}</tool_call>`` blocks come back as `tool_calls` (ids `call_…`,
+  arguments a JSON string, finish_reason "tool_calls"); when streaming, text before a call streams
+  as it comes and each call arrives whole in one delta, never half-formed; a malformed block stays
+  text. `tool_choice`: see tools.plan_tools ("none" drops the tools, "required" and a named function
+  are enforced by constrained decoding).
+- `response_format` json_object / json_schema is enforced by constrained decoding (structured.py);
+  a schema it cannot enforce is a 400 `unsupported_value`.
+- A stop string that ended the answer is reported as `choices[i].stop_reason` (null otherwise) with
+  finish_reason "stop"; the stop string itself is not part of the text.
 """
 from __future__ import annotations
 
@@ -22,6 +34,8 @@ from starlette.routing import Route
 
 from workers.inference import engine
 from workers.inference.engine import EngineError, ModelStore
+from workers.inference.structured import Constraint, build_grammar
+from workers.inference.tools import ToolCallParser, ToolPlan, plan_tools
 
 
 def _error(message: str, *, status: int = 400, type: str = "invalid_request_error", param=None, code=None):
@@ -87,12 +101,14 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
 
     async def _prepare(body: dict, chat: bool):
         params = _sampling(body)
+        plan = plan_tools(body) if chat else ToolPlan(None, False, None, True)
+        grammar = await run_in_threadpool(build_grammar, body, plan)
         loaded = await run_in_threadpool(store.get, body["model"])
         if chat:
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
                 raise EngineError("`messages` must be a non-empty list of messages.", param="messages")
-            prompt_ids = await run_in_threadpool(engine.chat_prompt_ids, loaded, messages)
+            prompt_ids = await run_in_threadpool(engine.chat_prompt_ids, loaded, messages, plan.tools)
         else:
             prompt = body.get("prompt")
             if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
@@ -101,10 +117,12 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
                 raise EngineError("`prompt` must be a string.", param="prompt")
             prompt_ids = await run_in_threadpool(engine.text_prompt_ids, loaded, prompt)
         params["max_tokens"] = engine.plan_max_tokens(loaded, len(prompt_ids), params["max_tokens"])
-        return loaded, prompt_ids, params
+        if grammar is not None:
+            params["constraint"] = await run_in_threadpool(Constraint, loaded, grammar)
+        return loaded, prompt_ids, params, plan
 
     async def _run(loaded, prompt_ids, params):
-        """Run generation in a thread; yield (delta, finish, n) items as they come."""
+        """Run generation in a thread; yield (delta, finish, n, stop_reason) items as they come."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()
@@ -142,7 +160,7 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
     async def _completion(request: Request, *, chat: bool):
         try:
             body = await _body(request)
-            loaded, prompt_ids, params = await _prepare(body, chat)
+            loaded, prompt_ids, params, plan = await _prepare(body, chat)
         except EngineError as exc:
             return _engine_error(exc)
         stream = bool(body.get("stream"))
@@ -151,21 +169,36 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
         created = int(time.time())
         model = body["model"]
         obj = "chat.completion" if chat else "text_completion"
+        parser = ToolCallParser() if plan.parse else None
+
+        def usage(n):
+            return {"prompt_tokens": len(prompt_ids), "completion_tokens": n, "total_tokens": len(prompt_ids) + n}
+
         if not stream:
-            parts, finish, n = [], "length", 0
+            parts, calls, finish, reason, n = [], [], "length", None, 0
             try:
-                async for delta, fin, n in _run(loaded, prompt_ids, params):
-                    parts.append(delta)
-                    finish = fin or finish
+                async for delta, fin, n, why in _run(loaded, prompt_ids, params):
+                    for kind, value in (parser.feed(delta) if parser else [("text", delta)]):
+                        (calls if kind == "call" else parts).append(value)
+                    if fin:
+                        finish, reason = fin, why
             except Exception as exc:
                 return _error(f"Generation failed: {exc}", status=500, type="server_error")
+            for kind, value in (parser.finish() if parser else []):
+                (calls if kind == "call" else parts).append(value)
             text = "".join(parts)
-            usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": n, "total_tokens": len(prompt_ids) + n}
-            choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
-                       "logprobs": None} if chat else
-                      {"index": 0, "text": text, "finish_reason": finish, "logprobs": None})
+            if chat:
+                message = {"role": "assistant", "content": text}
+                if calls:
+                    message["content"] = text if text.strip() else None
+                    message["tool_calls"] = calls
+                    finish = "tool_calls" if finish == "stop" else finish
+                choice = {"index": 0, "message": message, "finish_reason": finish, "stop_reason": reason,
+                          "logprobs": None}
+            else:
+                choice = {"index": 0, "text": text, "finish_reason": finish, "stop_reason": reason, "logprobs": None}
             return JSONResponse({"id": rid, "object": obj, "created": created, "model": model,
-                                 "choices": [choice], "usage": usage})
+                                 "choices": [choice], "usage": usage(n)})
 
         chunk_obj = "chat.completion.chunk" if chat else "text_completion"
 
@@ -175,34 +208,56 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
                 payload["usage"] = usage
             return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
-        def choice(delta_text=None, finish=None, role=False):
+        def choice(delta_text=None, finish=None, role=False, tool_call=None, reason=None):
             if chat:
                 delta = {}
                 if role:
                     delta["role"] = "assistant"
                 if delta_text is not None:
                     delta["content"] = delta_text
-                return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-            return {"index": 0, "text": delta_text or "", "finish_reason": finish, "logprobs": None}
+                if tool_call is not None:
+                    delta["tool_calls"] = [tool_call]
+                out = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            else:
+                out = {"index": 0, "text": delta_text or "", "finish_reason": finish, "logprobs": None}
+            if finish:
+                out["stop_reason"] = reason
+            return out
+
+        def framed(items, calls_seen):
+            """Chunks for parser events; a call goes out whole, with its index among the calls."""
+            for kind, value in items:
+                if kind == "call":
+                    yield event([choice(tool_call={"index": calls_seen[0], **value})])
+                    calls_seen[0] += 1
+                elif value:
+                    yield event([choice(value)])
 
         async def sse():
             n = 0
+            calls_seen = [0]
             if chat:
                 yield event([choice("", role=True)])
             try:
-                async for delta, fin, n in _run(loaded, prompt_ids, params):
-                    if delta:
+                async for delta, fin, n, why in _run(loaded, prompt_ids, params):
+                    if parser is not None:
+                        for chunk in framed(parser.feed(delta), calls_seen):
+                            yield chunk
+                        if fin:
+                            for chunk in framed(parser.finish(), calls_seen):
+                                yield chunk
+                    elif delta:
                         yield event([choice(delta)])
                     if fin:
-                        yield event([choice(None, fin)])
+                        if calls_seen[0] and fin == "stop":
+                            fin = "tool_calls"
+                        yield event([choice(None, fin, reason=why)])
             except Exception as exc:
                 err = {"message": f"Generation failed: {exc}", "type": "server_error", "param": None, "code": None}
                 yield f"data: {json.dumps({'error': err})}\n\n"
                 return
             if include_usage:
-                usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": n,
-                         "total_tokens": len(prompt_ids) + n}
-                yield event([], usage)
+                yield event([], usage(n))
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream",
@@ -213,7 +268,8 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
             body = await _body(request)
             loaded = await run_in_threadpool(store.get, body["model"])
             if body.get("messages") is not None:
-                ids = await run_in_threadpool(engine.chat_prompt_ids, loaded, body["messages"])
+                tools = body.get("tools") if isinstance(body.get("tools"), list) else None
+                ids = await run_in_threadpool(engine.chat_prompt_ids, loaded, body["messages"], tools)
             else:
                 ids = await run_in_threadpool(engine.text_prompt_ids, loaded, str(body.get("prompt", "")))
         except EngineError as exc:

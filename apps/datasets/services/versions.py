@@ -7,7 +7,16 @@ example: no transaction spans a whole version, so other writers never wait on on
 validation report and stats and marks the version ready (or failed when nothing survived) in one short
 write through the version's job (apps.core.jobs; hooks in apps/datasets/jobs.py), so readers never see
 half a version as ready. `delete_examples` removes a version's rows in
-batches too. Public:
+batches too.
+
+Derived versions (a review's result, an edit, a revalidation) carry most examples over unchanged: the
+caller yields `Unchanged(example_id, add_tags, meta)` for those. Their content is read from the parent's
+rows (a batch at a time), checked again like every example (structural rules, duplicates and near
+duplicates among the new version's examples, statistics), but the figures stored with them are reused
+when the parent was validated by this pipeline (token counts with the same tokenizer; content checks that
+raised nothing are not run again; both only where the stored content hash is the content's hash), and
+their rows are copied in the database (`_copy_rows`: INSERT … SELECT from the parent's rows with the new
+index, tags, meta and figures) instead of being rebuilt in Python. Public:
 `version_revalidate` (the same examples for another target or tokenizer), `example_edit` (edit or delete
 one example), `can_write` (the dataset's owner or a hub admin), `version_source_path` (the raw upload
 on disk). Permissions: every signed-in user may read every dataset; only the owner or an admin may add
@@ -17,11 +26,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
+from django.db.models import Max, TextField
+from django.db.models.functions import Cast
 
 from apps.core.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from apps.core.jobs.services import job_claim, job_create, job_finish
@@ -29,7 +41,9 @@ from apps.core.liveness import worker_id
 from apps.datasets.formats import FORMATS, TARGETS
 from apps.datasets.jobs import version_job_id
 from apps.datasets.models import Dataset, DatasetVersion, Example
-from apps.datasets.validation.pipeline import validate_examples
+from apps.datasets.validation.pipeline import (
+    SET_CODES, VALIDATION_CODES, Carried, batched, issue_codes, validate_examples,
+)
 from apps.datasets.validation.tokens import counter_for_base_model
 
 log = logging.getLogger(__name__)
@@ -77,13 +91,45 @@ def _new_version(*, user, dataset: Dataset, **fields) -> DatasetVersion:
         return DatasetVersion.objects.create(dataset=dataset, number=_next_number(dataset), created_by=user, **fields)
 
 
+def _issues(codes) -> str:
+    return ("|" + "|".join(sorted(codes)) + "|")[:400] if codes else ""
+
+
 def example_row(version: DatasetVersion, a) -> Example:
     ex = a.example
     return Example(version=version, index=a.index, messages=ex["messages"], tools=ex.get("tools"),
                    source_file=(ex.get("source_file") or "")[:500], source_line=ex.get("source_line"),
                    category=(ex.get("category") or "")[:100], tags=ex.get("tags") or [], content_hash=a.hash,
-                   split=a.split, token_count=a.tokens, issues=("|" + "|".join(sorted(a.codes)) + "|")[:400] if a.codes else "",
-                   meta=ex.get("meta") or {})
+                   split=a.split, token_count=a.tokens, role_tokens=getattr(a, "role_tokens", None),
+                   issues=_issues(a.codes), meta=ex.get("meta") or {})
+
+
+_COPY_SQL = """
+INSERT INTO {table} (version_id, index, messages, tools, source_file, source_line, category, tags, content_hash,
+                     split, token_count, role_tokens, issues, meta)
+SELECT %s, r.idx, e.messages, e.tools, e.source_file, e.source_line, e.category, r.tags, r.hash,
+       r.split, r.tokens, r.role_tokens, r.issues, r.meta
+FROM jsonb_to_recordset(%s::jsonb) AS r(src bigint, idx integer, tags jsonb, hash text, split text, tokens integer,
+                                        role_tokens jsonb, issues text, meta jsonb)
+JOIN {table} e ON e.id = r.src"""
+
+
+def _copy_rows(version: DatasetVersion, batch) -> None:
+    """Write annotated examples whose content is a stored row's (`a.source`): on PostgreSQL one
+    INSERT … SELECT copies the messages, tools, source and category from that row in the database, with the
+    new index, tags, meta and figures (handed over as one JSON document, no per-row objects); elsewhere
+    (SQLite) the rows are built from the annotated examples."""
+    if connection.vendor != "postgresql":
+        Example.objects.bulk_create([example_row(version, a) for a in batch])
+        return
+    doc = orjson.dumps([{"src": a.source, "idx": a.index, "tags": a.example.get("tags") or [], "hash": a.hash,
+                         "split": a.split, "tokens": a.tokens, "role_tokens": a.role_tokens,
+                         "issues": _issues(a.codes), "meta": a.example.get("meta") or {}} for a in batch])
+    with connection.cursor() as cur:
+        cur.execute(_COPY_SQL.format(table=connection.ops.quote_name(Example._meta.db_table)),
+                    [version.pk, doc.decode()])
+        if cur.rowcount != len(batch):
+            raise RuntimeError(f"copied {cur.rowcount} of {len(batch)} example rows: the source rows are gone")
 
 
 DELETE_BATCH = 5000
@@ -103,11 +149,16 @@ def delete_examples(version: DatasetVersion | int) -> int:
 
 def _writer(version: DatasetVersion):
     """(on_batch, flush): rows are inserted INSERT_BATCH at a time, each insert committed on its own (a
-    short transaction) unless the caller holds one open — callers must not: see `version_process`."""
+    short transaction) unless the caller holds one open — callers must not: see `version_process`.
+    Examples whose content is a stored row's (`a.source`, a derived version's unchanged ones) are copied
+    from that row in the database, a batch per statement (`_copy_rows`)."""
     pending: list[Example] = []
 
     def on_batch(batch):
-        pending.extend(example_row(version, a) for a in batch)
+        copies = [a for a in batch if getattr(a, "source", None) is not None]
+        if copies:
+            _copy_rows(version, copies)
+        pending.extend(example_row(version, a) for a in batch if getattr(a, "source", None) is None)
         while len(pending) >= INSERT_BATCH:
             Example.objects.bulk_create(pending[:INSERT_BATCH])
             del pending[:INSERT_BATCH]
@@ -160,9 +211,82 @@ def _writable_ready_version(user, version_id: int, verb: str) -> DatasetVersion:
     return parent
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """For `_derive_version`'s examples: the parent's example `example_id` (its pk), carried over with its
+    content (messages, tools, source, category) unchanged; `add_tags` are appended to its tags (those it
+    lacks) and the `meta` keys set on its meta."""
+    example_id: int
+    add_tags: tuple = ()
+    meta: dict | None = None
+
+
+RESOLVE_BATCH = 1000
+_JSON = ("messages", "tools", "tags", "meta", "role_tokens")
+_STORED = ("pk", "messages", "tools", "source_file", "source_line", "category", "tags", "meta", "content_hash",
+           "token_count", "role_tokens", "issues")
+
+
+def _loads(text):
+    """A JSON column read as text, decoded by orjson (several times faster than the json module that the
+    JSONField would use); the json module for what orjson refuses (integers beyond 64 bits)."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _stored_rows(parent: DatasetVersion, ids: list[int]) -> dict[int, tuple]:
+    """The parent's rows `ids` as tuples of _STORED (JSON columns decoded), by pk."""
+    qs = (Example.objects.filter(version_id=parent.pk, pk__in=ids)
+          .annotate(**{f"{f}_text": Cast(f, TextField()) for f in _JSON})
+          .values_list(*(f"{f}_text" if f in _JSON else f for f in _STORED)))
+    json_at = [i for i, f in enumerate(_STORED) if f in _JSON]
+    out = {}
+    for r in qs:
+        r = list(r)
+        for i in json_at:
+            r[i] = _loads(r[i])
+        out[r[0]] = tuple(r)
+    return out
+
+
+def _resolve(parent: DatasetVersion, items, *, reuse_tokens: bool, reuse_codes: bool, structure_clean: bool):
+    """`items` with each `Unchanged` replaced by a `Carried` example read from the parent's rows (one read per
+    RESOLVE_BATCH items, in order; memory stays flat), with the stored figures the validation may reuse."""
+    for chunk in batched(items, RESOLVE_BATCH):
+        ids = [it.example_id for it in chunk if isinstance(it, Unchanged)]
+        rows = _stored_rows(parent, ids) if ids else {}
+        for it in chunk:
+            if not isinstance(it, Unchanged):
+                yield it
+                continue
+            r = rows.get(it.example_id)
+            if r is None:
+                raise ValueError(f"Example {it.example_id} is not one of version {parent.number}'s examples.")
+            (pk, messages, tools, source_file, source_line, category, tags, meta, h, tokens, role_tokens,
+             issues) = r
+            tags = list(tags or [])
+            tags += [t for t in it.add_tags if t and t not in tags]
+            meta = dict(meta or {"kind": "chat"})
+            meta.update(it.meta or {})
+            ex = {"messages": messages, "tools": tools, "source_file": source_file, "source_line": source_line,
+                  "category": category, "tags": tags, "meta": meta}
+            c = Carried(ex, pk, hash=h or "", structure_clean=structure_clean)
+            if reuse_tokens and tokens is not None and role_tokens is not None:
+                c.tokens, c.role_tokens = tokens, role_tokens
+            if reuse_codes:
+                c.content_clean = not (issue_codes(issues) - SET_CODES)
+            yield c
+
+
 def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage: dict, target: str | None = None,
-                    base_model: str | None = None) -> DatasetVersion:
-    """A new version from `examples` (normalized dicts), validated again; the parent is never changed."""
+                    base_model: str | None = None, reuse: bool = True) -> DatasetVersion:
+    """A new version from `examples` (normalized dicts, or `Unchanged` references to the parent's
+    examples), validated again; the parent is never changed. `reuse=False` (a revalidation): every figure
+    is computed again, unchanged examples' rows are still copied."""
     target = target or parent.target
     base_model = parent.base_model_id if base_model is None else base_model
     version = _new_version(user=user, dataset=parent.dataset, parent=parent, status=DatasetVersion.Status.IMPORTING,
@@ -174,6 +298,18 @@ def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage:
     job_claim(job_id=version.job_id, holder=worker_id())  # this process holds it (inline, no message)
     counter = counter_for_base_model(base_model or None)
     on_batch, flush = _writer(version)
+    # The parent's stored figures count only when this pipeline made them: its report has counts (written
+    # by `_finish` alone), and its token counts were made with this tokenizer. When that report holds no
+    # finding of the structural rules and the target is the same, its examples are stored as those rules
+    # normalize them and raise nothing: they are not run again on the unchanged ones.
+    counts = (parent.validation or {}).get("counts")
+    validated = reuse and counts is not None
+    reuse_tokens = validated and counter is not None and \
+        ((parent.stats or {}).get("tokens") or {}).get("base_model") == counter.name
+    structure_clean = validated and target == parent.target and \
+        all(key.partition(":")[2] in VALIDATION_CODES for key in counts)
+    examples = _resolve(parent, examples, reuse_tokens=reuse_tokens, reuse_codes=validated,
+                        structure_clean=structure_clean)
     try:
         # Rows are committed in batches (no transaction around the whole version: other writers never
         # wait on it); the version stays `importing` until `_finish` marks it ready in one write.
@@ -197,14 +333,14 @@ def version_revalidate(*, user, version_id: int, target: str, base_model: str | 
     _check_options(target=target, format=None, base_model=base_model)
     parent = _writable_ready_version(user, version_id, "revalidat")
 
-    def examples():
-        for e in parent.examples.order_by("index").iterator(chunk_size=2000):
-            yield _example_dict(e)
+    def examples():  # every figure is computed again (reuse=False); the rows are copied in the database
+        for pk in parent.examples.order_by("index").values_list("pk", flat=True).iterator(chunk_size=2000):
+            yield Unchanged(pk)
 
     note = f"Validated for {target}" + (f" with {base_model}" if base_model else "")
     return _derive_version(user=user, parent=parent, note=note, examples=examples(), target=target,
                            base_model=base_model if base_model else parent.base_model_id,
-                           stage={"stage": "revalidating", "target": target})
+                           stage={"stage": "revalidating", "target": target}, reuse=False)
 
 
 def example_edit(*, user, version_id: int, index: int, messages, tools=None, delete: bool = False) -> DatasetVersion:
@@ -237,12 +373,12 @@ def example_edit(*, user, version_id: int, index: int, messages, tools=None, del
         new_ex["meta"] = {**(old.get("meta") or {}), "edited_from": target.content_hash[:12]}
 
     def examples():
-        for e in parent.examples.order_by("index").iterator(chunk_size=2000):
-            if e.index == index:
+        for pk, i in parent.examples.order_by("index").values_list("pk", "index").iterator(chunk_size=2000):
+            if i == index:
                 if new_ex is not None:
                     yield new_ex
             else:
-                yield _example_dict(e)
+                yield Unchanged(pk)
 
     note = f"{'Deleted' if delete else 'Edited'} example #{index + 1}"
     return _derive_version(user=user, parent=parent, note=note, examples=examples(),

@@ -160,10 +160,18 @@ class NearDuplicateIndex:
                 band_keys = band_keys * np.uint64(0x100000001B3) + rows[:, :, r]
         cands = np.stack([self.tables[b].lookup_insert(band_keys[:, b], base) for b in range(BANDS)], axis=1)
         out: list = [None] * n
-        for j in np.nonzero((cands >= 0).any(axis=1))[0]:
-            c = np.unique(cands[j][cands[j] >= 0])
-            sims = (self.sigs[c] == self.sigs[base + j]).mean(axis=1)
-            k = int(np.argmax(sims))
-            if sims[k] >= self.threshold:
-                out[j] = (base + int(j), int(c[k]), float(sims[k]))
+        js = np.nonzero((cands >= 0).any(axis=1))[0]
+        if not len(js):
+            return out
+        # every item's candidates (one per band; -1: none) compared at once: the most similar one wins, the
+        # earliest of those on a tie
+        c = cands[js]
+        valid = c >= 0
+        sims = (self.sigs[np.where(valid, c, 0)] == self.sigs[base + js][:, None, :]).mean(axis=2)
+        sims = np.where(valid, sims, -1.0)
+        best = sims.max(axis=1)
+        first = np.where(valid & (sims == best[:, None]), c, np.iinfo(np.int64).max).min(axis=1)
+        for j, k, sim in zip(js.tolist(), first.tolist(), best.tolist()):
+            if sim >= self.threshold:
+                out[j] = (base + j, k, sim)
         return out

@@ -3,6 +3,13 @@
 Used by `validate_dataset`, `dataset_import` (which stores the annotated examples it is handed in
 batches) and the benchmark. Memory: the file is streamed; what is kept per example is small and fixed
 (a content hash, a MinHash signature, token counts) — never the text.
+
+`validate_examples` also takes `Carried` examples (a derived version's examples whose content is unchanged
+from a validated version): the figures stored with them (token counts, whether the content checks raised
+anything) are reused when their stored content hash is the hash of the content checked now; everything that
+depends on the other examples (duplicates, near duplicates, split leakage), the structural rules and the
+statistics are computed as for any example, so the report and statistics are those of a validation from
+scratch of the same examples.
 """
 from __future__ import annotations
 
@@ -25,6 +32,14 @@ BATCH = 1024
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
 ROLES = ("system", "user", "assistant", "tool")
+# Issue codes that depend on the other examples of the version (or on the tokenizer's context length):
+# always recomputed. Every other code on an example comes from its content checks (check_content).
+SET_CODES = frozenset({"duplicate", "near_duplicate", "split_leakage", "too_long"})
+# Every code this module raises (content checks, duplicates, tokens, the version's size, a missing tokenizer):
+# a report whose counts hold no other code had no finding from the structural rules (formats/rows.py).
+VALIDATION_CODES = SET_CODES | frozenset({"empty_turn", "short_answer", "garbled_text", "pii_email", "pii_phone",
+                                          "secret", "no_examples", "too_few_examples", "few_examples",
+                                          "no_tokenizer"})
 
 
 def content_hash(ex: dict) -> str:
@@ -43,6 +58,30 @@ class Annotated:
     split: str
     tokens: int | None
     codes: set
+    role_tokens: dict | None = None  # content tokens per role (None: not counted)
+    source: int | None = None  # id of a stored example with this very content (its row may be copied)
+
+
+@dataclass
+class Carried:
+    """An example carried into a new version with its content (messages, tools) unchanged from stored row
+    `id`, with what was stored for it: `hash` (its stored content hash: the figures below are used only
+    when it equals the hash of its content), `tokens` and `role_tokens` (counted with the same tokenizer;
+    None: count them), `content_clean` (True: its content checks raised nothing, so they are skipped;
+    False: run them), `structure_clean` (True: it is stored as the structural rules normalized it and they
+    raised nothing on it for this target, so they are not run again)."""
+    example: dict
+    id: int
+    hash: str = ""
+    tokens: int | None = None
+    role_tokens: dict | None = None
+    content_clean: bool = False
+    structure_clean: bool = False
+
+
+def issue_codes(stored: str) -> set[str]:
+    """The codes of an Example's `issues` ("|a|b|")."""
+    return {c for c in (stored or "").strip("|").split("|") if c}
 
 
 @dataclass
@@ -132,24 +171,33 @@ class Validator:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count")
         return self._pool.submit(self.counter.count, batch)
 
-    def process(self, batch: list[dict], fut=None) -> list[Annotated]:
+    def process(self, batch: list[dict], fut=None, carried: list | None = None) -> list[Annotated]:
+        """Check one batch. `carried` (aligned with `batch`: a verified `Carried` or None per example): the
+        stored token counts are used instead of counting, and content checks that raised nothing before
+        are not run again."""
         rep = self.report
         out = []
+        counted = None  # positions in `batch` whose tokens the future counts (None: all of them)
         if fut is None:
-            fut = self.submit_tokens(batch)
-        for ex in batch:
+            if carried is not None and self.counter is not None:
+                counted = [k for k, c in enumerate(carried) if c is None or c.tokens is None or c.role_tokens is None]
+                fut = self.submit_tokens([batch[k] for k in counted]) if counted else None
+            else:
+                fut = self.submit_tokens(batch)
+        for k, ex in enumerate(batch):
             idx = self.n
             self.n += 1
             if self.structure_only:
                 out.append(Annotated(idx, ex, "", "train", None, set()))
                 continue
-            h = content_hash(ex)
+            c = carried[k] if carried is not None else None
+            h = c.hash if c is not None else content_hash(ex)
             self.hasher.update(h.encode())
             split = split_of(h, self.split_ratio)
-            codes = check_content(ex, rep, index=idx)
+            codes = set() if c is not None and c.content_clean else check_content(ex, rep, index=idx)
             self.lines.append(ex.get("source_line") or 0)
             self.splits.append(split == "validation")
-            out.append(Annotated(idx, ex, h, split, None, codes))
+            out.append(Annotated(idx, ex, h, split, None, codes, source=c.id if c is not None else None))
         if self.structure_only:
             return out
         # exact duplicates: a 64-bit prefix of the content hash in a numpy hash table
@@ -182,11 +230,15 @@ class Validator:
                                  f"(line {self.lines[other] or '?'}).", line=a.example.get("source_line"),
                                  file=a.example.get("source_file") or None, example=a.index)
         # tokens
-        if fut is not None:
-            counts = fut.result()
+        if self.counter is not None and not self.structure_only:
+            counts = fut.result() if fut is not None else []
+            if carried is not None:  # the stored counts where there are some, the counted ones elsewhere
+                fresh = dict(zip(counted, counts))
+                counts = [fresh[k] if k in fresh else (c.tokens, c.role_tokens) for k, c in enumerate(carried)]
             ctx = self.counter.context_length
             for a, (total, per_role) in zip(out, counts):
                 a.tokens = total
+                a.role_tokens = per_role
                 self.tok.append(total)
                 for r in ROLES:
                     self.role_tok[r].append(per_role.get(r, 0))
@@ -262,25 +314,46 @@ def batched(it, n=BATCH):
 
 def validate_examples(examples, *, fmt: str, target="local", counter=None, split_ratio=0.1, epochs=3,
                       base_model_id=None, on_batch=None, recheck=True) -> ValidationResult:
-    """Validate already-normalized examples (a fix's output): the structural rules again, then the rest."""
+    """Validate already-normalized examples (a fix's output): the structural rules again, then the rest.
+
+    An item may be a `Carried` example: its stored figures are used when its stored hash is its content's
+    hash and the structural rules leave that content as it is (they are not run at all on one marked
+    `structure_clean`); else it is checked like any other example. Its Annotated has `source` = the stored
+    row's id when its content is unchanged."""
     from apps.datasets.formats.rows import RowChecker
 
     v = Validator(target=target, counter=counter, split_ratio=split_ratio, epochs=epochs, base_model_id=base_model_id)
 
     def checked():
         checkers: dict = {}
-        for ex in examples:
-            if not recheck:
-                yield ex
+        for item in examples:
+            c = item if isinstance(item, Carried) else None
+            ex = c.example if c is not None else item
+            if c is not None and c.structure_clean and content_hash(ex) == c.hash:
+                yield ex, c  # stored as normalized, and the rules found nothing: nothing to check again
                 continue
-            f = ex.get("source_file") or ""
-            chk = checkers.setdefault(f, RowChecker(v.report, target=target, file=f, category=ex.get("category", "")))
-            again = chk.check_example(ex)
-            if again is not None:
-                yield again
+            if recheck:
+                f = ex.get("source_file") or ""
+                chk = checkers.setdefault(f, RowChecker(v.report, target=target, file=f,
+                                                        category=ex.get("category", "")))
+                again = chk.check_example(ex)
+                if again is None:
+                    continue
+                if c is not None and (again["messages"] != ex["messages"] or again["tools"] != ex.get("tools")):
+                    c = None  # the rules normalize it differently now: a new example
+                ex = again
+            if c is not None:
+                h = content_hash(ex)
+                if h == c.hash:
+                    c.example = ex
+                else:  # figures stored for other content: recompute them all
+                    c = Carried(ex, c.id, hash=h)
+            yield ex, c
 
     for chunk in batched(checked()):
-        annotated = v.process(chunk)
+        exs = [ex for ex, _c in chunk]
+        carried = [c for _ex, c in chunk]
+        annotated = v.process(exs, carried=carried if any(c is not None for c in carried) else None)
         if on_batch is not None:
             on_batch(annotated)
     return v.finish(fmt)
@@ -329,5 +402,5 @@ def validate_path(path, *, target="local", structure_only=False, counter=None, f
     return v.finish(fmt)
 
 
-__all__ = ["validate_path", "validate_examples", "Validator", "ValidationResult", "Annotated", "content_hash",
-           "split_of", "estimates"]
+__all__ = ["validate_path", "validate_examples", "Validator", "ValidationResult", "Annotated", "Carried", "content_hash",
+           "split_of", "estimates", "issue_codes", "SET_CODES", "VALIDATION_CODES"]

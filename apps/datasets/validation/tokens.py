@@ -30,10 +30,10 @@ class TokenCounter:
         self._encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
 
     def _render(self, messages, tools=None) -> str:
-        kwargs = {"tokenize": False}
-        if tools:
-            kwargs["tools"] = tools
-        return self.tokenizer.apply_chat_template(messages, **kwargs)
+        # the layout training uses (tools, tool calls and results Hermes-style when the template ignores them)
+        from workers.engine.chat_format import render_chat
+
+        return render_chat(self.tokenizer, messages, tools, add_generation_prompt=False)
 
     def _skeleton(self, roles: tuple) -> int:
         n = self._skeletons.get(roles)

@@ -1,0 +1,163 @@
+"""Benchmark: the repository engine (issue 10) on this checkout and on a synthetic 2,000-file repository.
+
+Measures, on 2 worker processes for lizard:
+  1. analysis (files, LOC, lizard complexity, components, history, license) — target ≤ 60 s for 2,000 files;
+  2. 1,000 scenarios from the offline generators — target ≤ 60 s;
+  3. regeneration after a one-file commit against the previous manifest, as a share of the full run — target
+     ≤ 10 %. The full run here is every generator over every unit (no cap), the worst case for the ratio.
+
+Usage: .venv/bin/python bench/bench_repos.py [--files 2000] [--repo /work/main] [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from workers.engine.repos import analyze, generate  # noqa: E402
+
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com", "GIT_CONFIG_NOSYSTEM": "1"}
+WORDS = ("value items count total index result buffer record user order price amount limit offset page "
+         "name path token cache entry node parent child score weight level state").split()
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=repo, env=GIT_ENV, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _py_module(rng: random.Random, i: int) -> str:
+    out = [f'"""Module {i}: helpers for {rng.choice(WORDS)} handling."""\n', "from __future__ import annotations\n\n"]
+    for k in range(rng.randint(3, 7)):
+        a, b = rng.sample(WORDS, 2)
+        out.append(f"\ndef {a}_{b}_{k}(items, limit={rng.randint(1, 20)}):\n"
+                   f'    """Return the {a} of the {b} entries in items, at most limit of them."""\n'
+                   f"    result = []\n"
+                   f"    for item in items:\n"
+                   f"        if item > limit and len(result) < {rng.randint(2, 9)}:\n"
+                   f"            result.append(item * {rng.randint(2, 5)})\n"
+                   f"        elif item == 0 or item < -limit:\n"
+                   f"            continue\n"
+                   f"    return sorted(result)[:limit]\n\n")
+    return "".join(out)
+
+
+def _ts_module(rng: random.Random, i: int) -> str:
+    out = []
+    for k in range(rng.randint(2, 5)):
+        a = rng.choice(WORDS)
+        out.append(f"/**\n * Compute the {a} for entry {k} of module {i}.\n */\n"
+                   f"export function {a}{k}(xs: number[], n: number): number {{\n"
+                   f"  let total = 0;\n  for (const x of xs) {{\n    if (x > n) {{\n      total += x;\n    }}\n  }}\n"
+                   f"  return total;\n}}\n\n")
+    return "".join(out)
+
+
+def synthetic_repo(path: Path, n_files: int, seed: int = 1) -> Path:
+    """~60 % Python, 20 % TypeScript, 10 % Markdown, 5 % JSON, 5 % Python tests; 10 commits."""
+    rng = random.Random(seed)
+    path.mkdir(parents=True)
+    _git(path, "init", "-q")
+    files: dict[str, str] = {}
+    for i in range(n_files):
+        r = i % 20
+        pkg = f"pkg{i % 40}"
+        if r < 12:
+            files[f"src/{pkg}/mod{i}.py"] = _py_module(rng, i)
+        elif r < 16:
+            files[f"web/{pkg}/mod{i}.ts"] = _ts_module(rng, i)
+        elif r < 18:
+            files[f"docs/{pkg}/page{i}.md"] = (f"# Page {i}\n\n## Usage of {rng.choice(WORDS)}\n\n"
+                                               + " ".join(rng.choice(WORDS) for _ in range(60)) + "\n")
+        elif r < 19:
+            files[f"config/{pkg}/conf{i}.json"] = '{"name": "c%d", "limit": %d, "debug": false}\n' % (i, rng.randint(1, 9))
+        else:
+            files[f"tests/{pkg}/test_mod{i - 7}.py"] = (f"from src.{pkg}.mod{i - 7} import *\n\n\n"
+                                                        "def test_imports():\n    assert True\n")
+    names = sorted(files)
+    for c in range(10):
+        for name in names[c::10]:
+            p = path / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(files[name])
+        _git(path, "add", "-A")
+        _git(path, "commit", "-q", "-m", f"Add batch {c} of the synthetic modules")
+    return path
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def one_file_commit(repo: Path) -> None:
+    py = [line for line in _git(repo, "ls-files", "*.py").splitlines() if "/" in line and "test" not in line]
+    target = repo / sorted(py)[0]
+    target.write_text(target.read_text() + "\n\ndef extra_helper(x):\n    return x + 1\n")
+    _git(repo, "commit", "-qam", "Add an extra helper to the first module")
+
+
+def bench_repo(label: str, repo: Path, workers: int, *, mutate: bool) -> dict:
+    print(f"\n--- {label}: {repo}", flush=True)
+    a, t_an = timed(lambda: analyze(repo, workers=workers))
+    print(f"analysis: {a['files_total']} files, {a['loc_total']} LOC, {a['complexity']['functions']} functions, "
+          f"{a['history']['commits']} commits: {t_an:.2f} s", flush=True)
+    g1k, t_1k = timed(lambda: generate(repo, seed=1, max_examples=1000))
+    print(f"1,000-scenario run: {len(g1k.examples)} examples in {t_1k:.2f} s", flush=True)
+    full, t_full = timed(lambda: generate(repo, seed=1))
+    print(f"full run (no cap): {len(full.examples)} examples, {full.stats['units_total']} units in {t_full:.2f} s",
+          flush=True)
+    out = {"files": a["files_total"], "analysis_s": t_an, "gen1000_s": t_1k, "full_s": t_full,
+           "full_examples": len(full.examples)}
+    if mutate:
+        one_file_commit(repo)
+        inc, t_inc = timed(lambda: generate(repo, seed=1, previous_manifest=full.manifest))
+        inc1k, t_inc1k = timed(lambda: generate(repo, seed=1, max_examples=1000, previous_manifest=g1k.manifest))
+        print(f"after a one-file commit: full-run regeneration {t_inc:.2f} s = {100 * t_inc / t_full:.1f} % of the "
+              f"full run ({inc.stats['units_regenerated']} of {inc.stats['units_total']} units ran; added "
+              f"{len(inc.diff['added'])}, changed {len(inc.diff['changed'])}, removed {len(inc.diff['removed'])}, kept "
+              f"{len(inc.diff['kept'])}); 1,000-scenario regeneration {t_inc1k:.2f} s = "
+              f"{100 * t_inc1k / t_1k:.1f} % of its run", flush=True)
+        out.update(inc_s=t_inc, inc_ratio=t_inc / t_full, inc1k_s=t_inc1k, inc1k_ratio=t_inc1k / t_1k)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--repo", default=str(ROOT))
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-repos-"))
+    try:
+        t0 = time.perf_counter()
+        syn = synthetic_repo(tmp / "synthetic", args.files)
+        print(f"synthetic repository: {args.files} files, 10 commits, built in {time.perf_counter() - t0:.1f} s")
+        # this checkout is copied (a clone of HEAD) so the one-file commit never touches it
+        checkout = tmp / "checkout"
+        subprocess.run(["git", "clone", "-q", "--no-hardlinks", args.repo, str(checkout)], check=True, env=GIT_ENV)
+        results = {"synthetic": bench_repo("synthetic", syn, args.workers, mutate=True),
+                   "checkout": bench_repo("this checkout", checkout, args.workers, mutate=True)}
+        s = results["synthetic"]
+        print("\nTargets (synthetic 2,000 files): analysis ≤ 60 s: "
+              f"{s['analysis_s']:.1f} s {'OK' if s['analysis_s'] <= 60 else 'MISSED'}; 1,000 scenarios ≤ 60 s: "
+              f"{s['gen1000_s']:.1f} s {'OK' if s['gen1000_s'] <= 60 else 'MISSED'}; one-file regeneration ≤ 10 %: "
+              f"{100 * s['inc_ratio']:.1f} % {'OK' if s['inc_ratio'] <= 0.10 else 'MISSED'}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
