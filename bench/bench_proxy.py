@@ -2,19 +2,26 @@
 
 Everything on loopback, each in its own process, as in production: the mock OpenAI upstream
 (tests/proxy/fake_upstream.py, a Starlette app under uvicorn), the hub's ASGI app under uvicorn
-(1 process, as in the Procfile; SQLite database file; the embedded Redis receiving the request-log
+(1 process, as in the Procfile; the configured database; the embedded Redis receiving the request-log
 messages, no worker draining them), and this load generator (httpx, asyncio). For each concurrency
 (1/4/16) it sends a bounded number of requests directly to the mock and through the proxy (alias
 `production` -> mv-1 -> the mock), non-streaming and streaming (latency = until [DONE]), and
 reports p50/p95/p99 of both and the difference (the proxy's added latency).
 
-    .venv/bin/python bench/bench_proxy.py [--requests 200]
+LiteLLM's proxy is the second column, in the same run, on the same mock: `litellm --config <tmp>/litellm.yaml
+--num_workers 1` from a benchmark-only venv (--litellm-venv, default $LITELLM_VENV or /tmp/litellm-venv;
+created with `pip install 'litellm[proxy]'` on first use, never in the project's .venv), model `production`
+-> openai/mv-1 at the mock's base URL, with a master key so it authenticates each call as the hub does.
+`--no-litellm` skips it. The hub/LiteLLM column is the ratio of their added p50s.
+
+    .venv/bin/python bench/bench_proxy.py [--requests 200] [--no-litellm] [--litellm-venv DIR]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,13 +49,38 @@ MOCK = ("import uvicorn; from tests.proxy.fake_upstream import create_fake_upstr
         "uvicorn.run(create_fake_upstream(), host='127.0.0.1', port={port}, log_level='error', access_log=False)")
 
 
+LITELLM_CONFIG = """model_list:
+  - model_name: production
+    litellm_params:
+      model: openai/mv-1
+      api_base: {base}
+      api_key: sk-mock-upstream
+general_settings:
+  master_key: sk-bench-litellm
+litellm_settings:
+  telemetry: false
+"""
+
+
+def litellm_bin(venv: Path) -> Path:
+    """The `litellm` CLI of the benchmark venv, creating the venv on first use."""
+    exe = venv / "bin" / "litellm"
+    if not exe.exists():
+        print(f"creating {venv} with litellm[proxy] (first use)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True)
+    return exe
+
+
 def pct(values, p):
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(round(p / 100 * (len(s) - 1)))))
     return s[k]
 
 
-async def load(url: str, headers: dict, model: str, *, concurrency: int, total: int, stream: bool) -> list[float]:
+async def load(url: str, headers: dict, model: str, *, concurrency: int, total: int, stream: bool,
+               overhead: list | None = None) -> list[float]:
+    """Latencies in ms; `overhead` collects the hub's x-hub-overhead-ms (its own time until the answer began)."""
     body = {"model": model, "messages": [{"role": "user", "content": "say something short please"}],
             "max_tokens": 16}
     if stream:
@@ -61,6 +93,8 @@ async def load(url: str, headers: dict, model: str, *, concurrency: int, total: 
             if stream:
                 async with client.stream("POST", url + "/chat/completions", json=body) as r:
                     assert r.status_code == 200, r.status_code
+                    if overhead is not None and "x-hub-overhead-ms" in r.headers:
+                        overhead.append(float(r.headers["x-hub-overhead-ms"]))
                     tail = ""
                     async for chunk in r.aiter_text():
                         tail = (tail + chunk)[-32:]
@@ -68,6 +102,8 @@ async def load(url: str, headers: dict, model: str, *, concurrency: int, total: 
             else:
                 r = await client.post(url + "/chat/completions", json=body)
                 assert r.status_code == 200, r.text
+                if overhead is not None and "x-hub-overhead-ms" in r.headers:
+                    overhead.append(float(r.headers["x-hub-overhead-ms"]))
             lat.append((time.perf_counter() - t0) * 1000)
 
         queue = asyncio.Queue()
@@ -97,7 +133,15 @@ def wait_ready(url: str, path: str = "/", timeout: float = 60):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200, help="requests per (concurrency, mode, target)")
+    ap.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM column")
+    ap.add_argument("--litellm-venv", type=Path,
+                    default=Path(os.environ.get("LITELLM_VENV", "/tmp/litellm-venv")))
+    ap.add_argument("--profile", type=Path, help="run the hub under cProfile, stats to this file (slows it)")
+    ap.add_argument("--full-stack-too", action="store_true",
+                    help="also a second hub process with HUB_LEAN_V1=0 (every /v1 call through Django's middleware)")
+    ap.add_argument("--concurrency", default="1,4,16", help="comma-separated levels")
     args = ap.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
     from training_hub import embedded_redis
 
     procs = []
@@ -113,34 +157,85 @@ def main() -> int:
                                  capture_output=True, text=True).stdout
             key = [line[4:] for line in out.splitlines() if line.startswith("KEY=")][0]
             procs.append(subprocess.Popen([sys.executable, "-c", MOCK.format(port=mock_port)], cwd=ROOT, env=env))
+            profile = ["-m", "cProfile", "-o", str(args.profile.resolve())] if args.profile else []
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "training_hub.asgi:application", "--host", "127.0.0.1",
+                [sys.executable, *profile, "-m", "uvicorn", "training_hub.asgi:application", "--host", "127.0.0.1",
                  "--port", str(hub_port), "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env))
             mock_url, hub_url = f"http://127.0.0.1:{mock_port}/v1", f"http://127.0.0.1:{hub_port}/v1"
+            full_url = None
+            if args.full_stack_too:
+                full_port = free_port()
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "uvicorn", "training_hub.asgi:application", "--host", "127.0.0.1",
+                     "--port", str(full_port), "--no-access-log", "--log-level", "warning"], cwd=ROOT,
+                    env={**env, "HUB_LEAN_V1": "0"}))
+                full_url = f"http://127.0.0.1:{full_port}/v1"
+                wait_ready(full_url, "/models")
+            lite_url = None
+            if not args.no_litellm:
+                lite_port = free_port()
+                cfg = Path(tmp) / "litellm.yaml"
+                cfg.write_text(LITELLM_CONFIG.format(base=mock_url))
+                lite_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE")}
+                lite_env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False",
+                                DISABLE_SCHEMA_UPDATE="True")
+                procs.append(subprocess.Popen(
+                    [str(litellm_bin(args.litellm_venv)), "--config", str(cfg), "--host", "127.0.0.1", "--port",
+                     str(lite_port), "--num_workers", "1"], cwd=tmp, env=lite_env,
+                    stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "litellm.log", "w")))
+                lite_url = f"http://127.0.0.1:{lite_port}/v1"
             wait_ready(mock_url, "/models")
             wait_ready(hub_url, "/models")
             auth = {"Authorization": f"Bearer {key}"}
-            print(f"{os.cpu_count()} CPUs; {args.requests} requests per cell; latencies in ms", flush=True)
-            print(f"{'mode':<7}{'conc':>5} | {'direct p50/p95/p99':>22} | {'proxy p50/p95/p99':>22} | "
-                  f"{'added p50/p95/p99':>22} | proxy req/s")
+            lite_auth = {"Authorization": "Bearer sk-bench-litellm"}
+            if lite_url:
+                wait_ready(lite_url, "/models", timeout=180)
+            print(f"{os.cpu_count()} CPUs; {args.requests} requests per cell; latencies in ms; "
+                  "added = target minus direct, per percentile", flush=True)
+            fmt = lambda xs: "/".join(f"{x:.1f}" for x in xs)  # noqa: E731
+            head = f"{'mode':<7}{'conc':>5} | {'direct p50/p95/p99':>18} | {'hub added p50/p95/p99':>22} | hub req/s"
+            if full_url:
+                head += f" | {'full-stack added p50/p95/p99':>28} | full req/s"
+            if lite_url:
+                head += f" | {'LiteLLM added p50/p95/p99':>26} | LiteLLM req/s | hub/LiteLLM p50"
+            print(head, flush=True)
+            targets = ([("hub", hub_url, auth)] + ([("full", full_url, auth)] if full_url else [])
+                       + ([("litellm", lite_url, lite_auth)] if lite_url else []))
+            width = {"hub": (22, 9), "full": (28, 10), "litellm": (26, 13)}
+            overheads: dict[str, list[str]] = {}
             for stream in (False, True):
-                for conc in (1, 4, 16):
+                for conc in levels:
                     asyncio.run(load(mock_url, {}, "mv-1", concurrency=conc, total=20, stream=stream))  # warm-up
-                    asyncio.run(load(hub_url, auth, "production", concurrency=conc, total=20, stream=stream))
+                    for _, url, hdrs in targets:
+                        asyncio.run(load(url, hdrs, "production", concurrency=conc, total=20, stream=stream))
                     d = asyncio.run(load(mock_url, {}, "mv-1", concurrency=conc, total=args.requests, stream=stream))
-                    t0 = time.perf_counter()
-                    p = asyncio.run(load(hub_url, auth, "production", concurrency=conc, total=args.requests,
-                                         stream=stream))
-                    rps = args.requests / (time.perf_counter() - t0)
                     dp = [pct(d, q) for q in (50, 95, 99)]
-                    pp = [pct(p, q) for q in (50, 95, 99)]
-                    added = [b - a for a, b in zip(dp, pp)]
-                    fmt = lambda xs: "/".join(f"{x:.1f}" for x in xs)  # noqa: E731
-                    print(f"{'stream' if stream else 'json':<7}{conc:>5} | {fmt(dp):>22} | {fmt(pp):>22} | "
-                          f"{fmt(added):>22} | {rps:.0f}", flush=True)
+                    row = f"{'stream' if stream else 'json':<7}{conc:>5} | {fmt(dp):>18}"
+                    added = {}
+                    for name, url, hdrs in targets:
+                        t0 = time.perf_counter()
+                        own: list[float] = []
+                        p = asyncio.run(load(url, hdrs, "production", concurrency=conc, total=args.requests,
+                                             stream=stream, overhead=own))
+                        if own:
+                            overheads.setdefault(name, []).append(f"{'stream' if stream else 'json'}@{conc}: "
+                                                                  f"{statistics.median(own):.2f}")
+                        rps = args.requests / (time.perf_counter() - t0)
+                        added[name] = [b - a for a, b in zip(dp, (pct(p, q) for q in (50, 95, 99)))]
+                        row += f" | {fmt(added[name]):>{width[name][0]}} | {rps:>{width[name][1]}.0f}"
+                    if lite_url:
+                        lite50 = added["litellm"][0]
+                        row += f" | {added['hub'][0] / lite50:.2f}" if lite50 > 0 else " | n/a"
+                    print(row, flush=True)
+            for name, items in overheads.items():
+                print(f"{name}: median x-hub-overhead-ms (the gateway's own time until the answer began) "
+                      + ", ".join(items))
         finally:
             for p in procs:
-                p.terminate()
+                if args.profile and p is procs[1]:
+                    p.send_signal(signal.SIGINT)  # uvicorn re-raises it after shutdown; cProfile still writes
+                else:
+                    p.terminate()
             for p in procs:
                 try:
                     p.wait(10)

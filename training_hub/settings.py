@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "apps.proxy",
     "apps.traffic",  # proxy traffic: Requests page, capture rules, traffic -> datasets, proxy health
     "apps.review",  # team review: tasks, queue, decisions, agreement (issue 9)
+    "apps.sources",  # code sources: analysis, scenario generation, incremental regeneration (issue 10)
     "workers",
 ]
 

@@ -18,5 +18,6 @@ urlpatterns = [
     path("models/", include("apps.registry.urls")),
     path("proxy/", include("apps.proxy.pages_urls")),  # providers and alias chains (issue 8)
     path("traffic/", include("apps.traffic.urls")),
+    path("sources/", include("apps.sources.urls")),  # code sources → training scenarios (issue 10)
     path("", include("apps.core.urls")),
 ]

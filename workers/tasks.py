@@ -1,3 +1,4 @@
 """Discovered by django_dramatiq's `rundramatiq` (and dramatiq-crontab's `crontab`): importing this
 registers every actor and the periodic schedule."""
 from workers import datasets, keys, periodic, proxy, together, traffic, training  # noqa: F401
+from workers import sources  # noqa: F401  (code sources: analyses, scenario generations)

@@ -336,6 +336,16 @@ class UpstreamLines:
             return
         self.closed = True
         try:
+            if self.done and not self.failed:
+                # The stream ended ([DONE] / message_stop) but its body may still hold the chunked terminator:
+                # read it (briefly), so the connection goes back to the pool instead of being dropped and the
+                # next call does not pay a new TCP connect.
+                try:
+                    async with asyncio.timeout(0.05):
+                        async for _ in self.lines:
+                            pass
+                except Exception:
+                    pass
             aclose = getattr(self.lines, "aclose", None)
             if aclose is not None:
                 try:

@@ -23,6 +23,12 @@ class Command(BaseCommand):
         User = get_user_model()
         owner = (User.objects.filter(username="admin").first()
                  or User.objects.filter(is_superuser=True).order_by("pk").first())
+        if owner is not None:  # the hub's own checkout as a sample code source (issue 10), analysed now
+            from apps.sources.services import demo_source_prepare
+
+            src, problem = demo_source_prepare(user=owner)
+            self.stdout.write(f"Sample code source: {src.name} (source {src.pk})" if src and not problem else
+                              f"No sample code source: {problem}")
         if owner is None:
             raise CommandError("No `admin` user and no superuser exists: create the admin first "
                                "(`make run` does, or `python manage.py createsuperuser`).")

@@ -1,0 +1,196 @@
+"""The lean path of /v1 (training_hub/asgi.py, behind asgi_guard.RequestGuard): API-key calls skip Django's
+middleware chain.
+
+Django's ASGI handler runs every request through the whole middleware chain; most of those middlewares are
+sync-only, so each request pays a thread hop per adapter boundary plus the request_started/request_finished
+signals (more hops) — about 5 ms of the proxy's added latency at concurrency 1 (bench/bench_proxy.py). A
+/v1 call that carries an API key (`Authorization: Bearer` or `x-api-key`) needs none of it: no session, no
+CSRF (the key is the credential), no messages, no htmx, no whitenoise. `LeanV1` serves such a call itself:
+
+- the body is read as Django reads it (the guard in front has already capped its size and checked the key);
+- the request is Django's own `ASGIRequest`, resolved with Django's resolver on ROOT_URLCONF, so the /v1
+  views (and their catch-all JSON 404) are the same functions as on the full stack; only async views are
+  served here, anything else goes to the full stack;
+- the response gets what the skipped middlewares would add to it (security headers, CSP, X-Frame-Options,
+  Content-Length: their `process_response`, called directly, no thread hop) and is sent with Django's own
+  `ASGIHandler.send_response`; a client that disconnects cancels the view as on Django's handler;
+- database connections are closed at the end only when this request used a sync thread (a cache miss).
+
+Everything else (no key, a session-authenticated playground call, pages, /api, a Host Django refuses) goes
+to the full Django application unchanged. `request.lean = True` marks a request served here (tests).
+HUB_LEAN_V1=0 in the environment turns the lean path off (every request on the full stack: comparisons).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+from django.core.exceptions import DisallowedHost, RequestAborted
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.core.handlers.exception import response_for_exception
+from django.urls import get_resolver, set_script_prefix
+from django.urls.exceptions import Resolver404
+
+log = logging.getLogger(__name__)
+
+
+def _has_api_key(scope) -> bool:
+    for name, value in scope.get("headers") or ():
+        lname = name.lower()
+        if lname == b"authorization":
+            if value[:7].lower() == b"bearer " and value[7:].strip():
+                return True
+        elif lname == b"x-api-key" and value:
+            return True
+    return False
+
+
+def is_lean(scope) -> bool:
+    """Served by LeanV1: an HTTP request under /v1 carrying an API key."""
+    path = scope.get("path", "")
+    return (scope.get("type") == "http" and (path == "/v1" or path.startswith("/v1/"))
+            and _has_api_key(scope))
+
+
+class _ResponseMiddlewares:
+    """The response side of the skipped middlewares that change an API response, called directly."""
+
+    def __init__(self):
+        from django.middleware.clickjacking import XFrameOptionsMiddleware
+        from django.middleware.common import CommonMiddleware
+        from django.middleware.security import SecurityMiddleware
+
+        from apps.core.csp import CSPMiddleware
+
+        def noop(request):  # never called: only process_response is used
+            raise AssertionError
+
+        self.chain = [m(noop) for m in (CommonMiddleware, XFrameOptionsMiddleware, CSPMiddleware,
+                                        SecurityMiddleware)]  # inner to outer, as Django applies them
+
+    def __call__(self, request, response):
+        for m in self.chain:
+            response = m.process_response(request, response)
+        return response
+
+
+class LeanV1:
+    """ASGI app: API-key /v1 calls served without the middleware chain; all else to `app` (Django)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.handler = _LeanHandler()
+        self.enabled = os.environ.get("HUB_LEAN_V1", "1") != "0"
+
+    async def __call__(self, scope, receive, send):
+        if not (self.enabled and is_lean(scope)):
+            return await self.app(scope, receive, send)
+        await self.handler(scope, receive, send, fallback=self.app)
+
+
+class _LeanHandler(ASGIHandler):
+    def __init__(self):  # no middleware loaded: that is the point
+        self._middleware_chain = None
+        self._response_middlewares = None
+        self._resolver = None
+
+    async def __call__(self, scope, receive, send, fallback=None):
+        ctx = ThreadSensitiveContext()
+        async with ctx:
+            try:
+                await self.handle_lean(scope, receive, send, fallback)
+            finally:
+                if ctx in SyncToAsync.context_to_thread_executor:  # a sync hop ran (cache miss): close its DB
+                    from django.db import close_old_connections
+
+                    await sync_to_async(close_old_connections)()
+
+    async def handle_lean(self, scope, receive, send, fallback):
+        if self._response_middlewares is None:
+            self._response_middlewares = _ResponseMiddlewares()
+            self._resolver = get_resolver()
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(self.get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        match = None
+        if request is not None:
+            try:
+                request.get_host()  # ALLOWED_HOSTS: Django's full stack answers a bad Host (400)
+                match = self._resolver.resolve(request.path_info)
+            except (DisallowedHost, Resolver404):
+                match = None
+        if request is None or match is None or not asyncio.iscoroutinefunction(match.func):
+            # Anything unusual: the full stack, with the body already read replayed to it.
+            body_file.seek(0)
+            data = body_file.read()
+            body_file.close()
+            sent = False
+
+            async def replay():
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": data, "more_body": False}
+                return await receive()
+
+            return await fallback(scope, replay, send)
+        request.resolver_match = match
+        request.lean = True
+
+        async def process_request():
+            try:
+                response = await match.func(request, *match.args, **match.kwargs)
+            except Exception as exc:  # what Django's convert_exception_to_response does
+                response = await sync_to_async(response_for_exception)(request, exc)
+            response = self._response_middlewares(request, response)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass
+            return response
+
+        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)), asyncio.create_task(process_request())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            response = None
+        if response is not None:
+            for closer in response._resource_closers:  # HttpResponse.close() without its signal (a thread hop)
+                try:
+                    closer()
+                except Exception:  # as Django's close(): a closer's failure is not the client's
+                    log.debug("response closer failed", exc_info=sys.exc_info())
+            response._resource_closers.clear()
+            response.closed = True
+        body_file.close()
+
+    @staticmethod
+    def get_script_prefix(scope):
+        from django.core.handlers.asgi import get_script_prefix
+
+        return get_script_prefix(scope)
+
+
+__all__ = ["LeanV1", "is_lean", "ASGIRequest"]
