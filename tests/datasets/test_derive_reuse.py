@@ -191,6 +191,13 @@ def test_stored_figures_are_used_only_when_they_belong_to_the_content(member, pa
     rows = _rows_of(v)
     assert rows[1]["token_count"] == 777 and rows[1]["role_tokens"] == {"user": 1, "assistant": 2}  # reused
     assert rows[2]["token_count"] != 888 and rows[2]["content_hash"] != "0" * 64  # recomputed
+    # counts stored by an earlier way of counting (another chat layout) are made again
+    stats = dict(parent.stats)
+    stats["tokens"] = {**stats["tokens"], "counting": stats["tokens"]["counting"] - 1}
+    DatasetVersion.objects.filter(pk=parent.pk).update(stats=stats)
+    parent.refresh_from_db()
+    recounted = _rows_of(_derive(member, parent, [Unchanged(pks[i]) for i in range(32)]))
+    assert recounted[1]["token_count"] != 777 and recounted[1]["role_tokens"] != {"user": 1, "assistant": 2}
     # a revalidation computes every figure again (rows are still copied)
     again = services.version_revalidate(user=member, version_id=v.pk, target="local")
     assert again.status == "ready" and again.parent_id == v.pk

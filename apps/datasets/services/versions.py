@@ -44,7 +44,7 @@ from apps.datasets.models import Dataset, DatasetVersion, Example
 from apps.datasets.validation.pipeline import (
     SET_CODES, VALIDATION_CODES, Carried, batched, issue_codes, validate_examples,
 )
-from apps.datasets.validation.tokens import counter_for_base_model
+from apps.datasets.validation.tokens import COUNTING, counter_for_base_model
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def _loads(text):
 
 def _stored_rows(parent: DatasetVersion, ids: list[int]) -> dict[int, tuple]:
     """The parent's rows `ids` as tuples of _STORED (JSON columns decoded), by pk."""
-    qs = (Example.objects.filter(version_id=parent.pk, pk__in=ids)
+    qs = (Example.objects.filter(version_id=parent.pk, pk__in=ids).order_by()
           .annotate(**{f"{f}_text": Cast(f, TextField()) for f in _JSON})
           .values_list(*(f"{f}_text" if f in _JSON else f for f in _STORED)))
     json_at = [i for i, f in enumerate(_STORED) if f in _JSON]
@@ -282,6 +282,23 @@ def _resolve(parent: DatasetVersion, items, *, reuse_tokens: bool, reuse_codes: 
             yield c
 
 
+def resolve_unchanged(parent: DatasetVersion, items, *, counter, target: str, reuse: bool = True):
+    """`items` (example dicts and `Unchanged` references to `parent`'s examples) ready for `validate_examples`:
+    each `Unchanged` becomes a `Carried` example with the figures of the parent that may be reused. They count
+    only when this pipeline made them: the parent's report has counts (written by `_finish` alone); token counts
+    were made with this tokenizer, counted the way they are now (`tokens.COUNTING`); the structural rules are
+    skipped when that report holds no finding of theirs and the target is the same (the examples are stored
+    as those rules normalize them). `reuse=False`: nothing is reused, the rows are still copied."""
+    counts = (parent.validation or {}).get("counts")
+    validated = reuse and counts is not None
+    tokens = (parent.stats or {}).get("tokens") or {}
+    reuse_tokens = validated and counter is not None and tokens.get("base_model") == counter.name and \
+        tokens.get("counting") == COUNTING
+    structure_clean = validated and target == parent.target and \
+        all(key.partition(":")[2] in VALIDATION_CODES for key in counts)
+    return _resolve(parent, items, reuse_tokens=reuse_tokens, reuse_codes=validated, structure_clean=structure_clean)
+
+
 def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage: dict, target: str | None = None,
                     base_model: str | None = None, reuse: bool = True) -> DatasetVersion:
     """A new version from `examples` (normalized dicts, or `Unchanged` references to the parent's
@@ -298,18 +315,7 @@ def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage:
     job_claim(job_id=version.job_id, holder=worker_id())  # this process holds it (inline, no message)
     counter = counter_for_base_model(base_model or None)
     on_batch, flush = _writer(version)
-    # The parent's stored figures count only when this pipeline made them: its report has counts (written
-    # by `_finish` alone), and its token counts were made with this tokenizer. When that report holds no
-    # finding of the structural rules and the target is the same, its examples are stored as those rules
-    # normalize them and raise nothing: they are not run again on the unchanged ones.
-    counts = (parent.validation or {}).get("counts")
-    validated = reuse and counts is not None
-    reuse_tokens = validated and counter is not None and \
-        ((parent.stats or {}).get("tokens") or {}).get("base_model") == counter.name
-    structure_clean = validated and target == parent.target and \
-        all(key.partition(":")[2] in VALIDATION_CODES for key in counts)
-    examples = _resolve(parent, examples, reuse_tokens=reuse_tokens, reuse_codes=validated,
-                        structure_clean=structure_clean)
+    examples = resolve_unchanged(parent, examples, counter=counter, target=target, reuse=reuse)
     try:
         # Rows are committed in batches (no transaction around the whole version: other writers never
         # wait on it); the version stays `importing` until `_finish` marks it ready in one write.

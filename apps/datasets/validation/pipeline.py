@@ -27,6 +27,7 @@ import orjson
 from apps.datasets.formats import FatalFormatError, Report, read_path
 from apps.datasets.validation.content import check_content
 from apps.datasets.validation.dedup import IntTable, NearDuplicateIndex, example_text, signatures
+from apps.datasets.validation.tokens import COUNTING
 
 BATCH = 1024
 MIN_EXAMPLES = 10
@@ -292,7 +293,7 @@ class Validator:
             })
             if self.counter is not None:
                 stats["tokens"] = {
-                    "base_model": self.counter.name, "context_length": ctx,
+                    "base_model": self.counter.name, "context_length": ctx, "counting": COUNTING,
                     "total": int(tok_list.sum()), **_quantiles(self.tok), "hist": _hist(self.tok),
                     "per_role": {r: int(np.frombuffer(self.role_tok[r], dtype=np.int32).sum()) if len(self.role_tok[r]) else 0
                                  for r in ROLES},

@@ -14,6 +14,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# How counts are made (the chat layout rendered, the skeleton method): recorded in a version's statistics, so
+# that a derived version reuses stored per-example counts only when they were made the way they would be now.
+# Bump it whenever a change here (or in workers.engine.chat_format) changes any count.
+COUNTING = 2
+
 
 class TokenCounter:
     def __init__(self, path: str | Path, *, context_length: int | None = None, name: str = ""):

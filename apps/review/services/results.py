@@ -20,6 +20,8 @@ import json
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from apps.core.exceptions import Conflict, ValidationFailed
@@ -39,8 +41,9 @@ State = ReviewItem.State
 ITEM_FIELDS = ("pk", "example_index", "messages", "tags", "final_decision", "turn_decisions", "example__messages",
                "example__tools", "example__source_file", "example__source_line", "example__category",
                "example__tags", "example__meta")
-# what a result page reads of every accepted item (the example's content only for the edited ones)
-RESULT_FIELDS = ("pk", "example_id", "example_index", "messages", "tags", "final_decision", "turn_decisions")
+# what a result page reads of every accepted item (the example's content only for the edited ones); the two
+# JSON columns, null on nearly every item, as text (no per-row JSON converters)
+RESULT_FIELDS = ("pk", "example_id", "example_index", "messages_text", "tags", "final_decision", "turns_text")
 
 
 def _value_pages(task: ReviewTask, qs, size: int, fields=ITEM_FIELDS):
@@ -117,8 +120,15 @@ def _make_version(*, user, task: ReviewTask, final: bool) -> ReviewSnapshot:
     any_turns = ReviewResponse.objects.filter(task_id=task.pk, status=ReviewResponse.Status.DONE).exclude(
         turn_decisions={}).exists()
 
+    accepted = _accepted(task).annotate(messages_text=Cast("messages", TextField()),
+                                        turns_text=Cast("turn_decisions", TextField()))
+
     def examples():
-        for page in _value_pages(task, _accepted(task), PAGE, RESULT_FIELDS):
+        for page in _value_pages(task, accepted, PAGE, RESULT_FIELDS):
+            for row in page:
+                row["messages"] = row.pop("messages_text")  # only tested for None here
+                turns = row.pop("turns_text")
+                row["turn_decisions"] = None if turns is None else json.loads(turns)
             rejected = _rejected_turns(task, page, any_turns)
             changed = [row["pk"] for row in page if row["messages"] is not None or rejected.get(row["pk"])]
             full = {row["pk"]: row for row in _accepted(task).filter(pk__in=changed).values(*ITEM_FIELDS)

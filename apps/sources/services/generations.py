@@ -363,19 +363,12 @@ def _save(gen: Generation, source: Source, base: Generation | None, entries: lis
 
 
 def _carried(parent: DatasetVersion, items, *, counter, target: str):
-    """The kept examples (`Unchanged` rows of the base version) resolved as the datasets' derived versions do
-    (apps.datasets.services.versions._derive_version): the parent's stored figures count only when this
-    pipeline made them — token counts with the same tokenizer; structural rules skipped when its report holds
-    no finding of theirs for the same target — and their rows are copied in the database."""
-    from apps.datasets.services.versions import VALIDATION_CODES, _resolve
+    """The kept examples (`Unchanged` rows of the base version) resolved as the datasets' derived versions do:
+    the parent's stored figures count only when this pipeline made them the way it makes them now, and their
+    rows are copied in the database (apps.datasets.services.versions.resolve_unchanged)."""
+    from apps.datasets.services.versions import resolve_unchanged
 
-    counts = (parent.validation or {}).get("counts")
-    validated = counts is not None
-    reuse_tokens = validated and counter is not None and \
-        ((parent.stats or {}).get("tokens") or {}).get("base_model") == counter.name
-    structure_clean = validated and target == parent.target and \
-        all(key.partition(":")[2] in VALIDATION_CODES for key in counts)
-    return _resolve(parent, items, reuse_tokens=reuse_tokens, reuse_codes=validated, structure_clean=structure_clean)
+    return resolve_unchanged(parent, items, counter=counter, target=target)
 
 
 def _write_bundle(gen: Generation, final: list[dict], per_repo: list[dict], summary: dict, started: float,
