@@ -3,92 +3,26 @@ the way the worker does (the stub broker holds the messages; the tests call the 
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ENV = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_COMMITTER_NAME": "Ada",
-       "GIT_COMMITTER_EMAIL": "ada@example.com", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
+from tests import git_repos
+from tests.git_repos import CALC, ENV, git  # noqa: F401  (the tests import them from here)
 
 
-def git(repo: Path, *args: str, date: str = "2024-03-01T10:00:00+0000") -> str:
-    env = {**os.environ, **ENV, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    return subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=repo, env=env, check=True,
-                          capture_output=True, text=True).stdout
+def _march(n: int) -> str:
+    return f"2024-03-{n:02d}T10:00:00+0000"
 
 
-class Repo:
+class Repo(git_repos.Repo):
+    """Commits dated 2024-03-01, 03-02, …"""
+
     def __init__(self, path: Path):
-        self.path = path
-        self.n = 0
-        path.mkdir(parents=True, exist_ok=True)
-        git(path, "init", "-q")
+        super().__init__(path, date_of=_march)
 
-    def commit(self, message: str, files: dict[str, str | None]) -> str:
-        for rel, content in files.items():
-            p = self.path / rel
-            if content is None:
-                p.unlink()
-                continue
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(content)
-        self.n += 1
-        git(self.path, "add", "-A")
-        git(self.path, "commit", "-q", "--no-verify", "-m", message, date=f"2024-03-{self.n:02d}T10:00:00+0000")
-        return self.head()
-
-    def head(self) -> str:
-        return git(self.path, "rev-parse", "HEAD").strip()
-
-    def show(self, commit: str, path: str) -> str:
-        return git(self.path, "show", f"{commit}:{path}")
-
-
-CALC = '''"""A tiny calculator library."""
-
-
-def add(a, b):
-    """Return the sum of a and b, as plain addition."""
-    return a + b
-
-
-def clamp(value, low, high):
-    """Limit value to the closed range from low to high."""
-    if value < low:
-        return low
-    if value > high:
-        return high
-    return value
-
-
-def is_adult(age):
-    """Tell whether a person of this age is an adult (18 or older)."""
-    if age >= 18 and age < 200:
-        return True
-    return False
-
-
-class Stack:
-    """A last-in, first-out stack."""
-
-    def __init__(self):
-        self.items = []
-
-    def push(self, item):
-        """Put an item on top of the stack and return the new size."""
-        self.items.append(item)
-        return len(self.items)
-
-    def pop(self):
-        """Remove the top item and return it; raise IndexError when empty."""
-        if len(self.items) == 0:
-            raise IndexError("pop from an empty stack")
-        return self.items.pop()
-'''
 
 TEXT = '''"""Text helpers."""
 
