@@ -1,23 +1,11 @@
 """The inference server against a tiny model: manifests, chat/completions, streaming, LoRA adapters."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from starlette.testclient import TestClient
 
+from tests.inference.conftest import parse_sse as _sse, write_manifest as _manifest
 from workers.inference.server import create_app
-
-
-def _manifest(root: Path, vid: int, **fields) -> Path:
-    folder = root / "models" / f"mv-{vid}"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = {"name": f"mv-{vid}", "kind": "adapter", "base_model_path": None, "adapter_path": None,
-            "model_path": None, "remote_model_id": None}
-    data.update(fields)
-    (folder / "hub_model.json").write_text(json.dumps(data))
-    return folder
 
 
 @pytest.fixture
@@ -33,18 +21,6 @@ def root(tmp_path, tiny_model_dir):
 def client(root):
     with TestClient(create_app(artifact_root=root, max_loaded=1)) as c:
         yield c
-
-
-def _sse(text: str) -> list:
-    events = []
-    for block in text.split("\n\n"):
-        block = block.strip()
-        if not block:
-            continue
-        assert block.startswith("data: "), block
-        payload = block[6:]
-        events.append(payload if payload == "[DONE]" else json.loads(payload))
-    return events
 
 
 def test_models_lists_local_versions_only(client):
