@@ -1,28 +1,10 @@
 """A real browser (Debian's chromium driven by Playwright): log in, start a run from the dashboard,
 and see the loss chart receive live points over the websocket."""
-import shutil
-
 import pytest
 
 from tests.e2e.conftest import chat_jsonl, upload_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def test_login_start_run_and_watch_live_loss(stack, browser):

@@ -10,36 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import chat_jsonl, upload_ready  # `stack`: the session fixture of tests/e2e/conftest.py
+from tests.e2e.conftest import chat_jsonl, upload_ready  # `stack`, `browser`: fixtures of tests/e2e/conftest.py
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PASSWORD = "review-pass-2024"
 PROBE = """
 window.__csp = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.effectiveDirective + " " + e.blockedURI));
 """
 EXPECTED = re.compile(r"status of (409|422)")  # refused edits answer 422 on purpose; the browser logs it
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def open_as(browser, stack, username, password):
