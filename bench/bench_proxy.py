@@ -72,6 +72,23 @@ def litellm_bin(venv: Path) -> Path:
     return exe
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live children (LiteLLM's worker), from /proc."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def pct(values, p):
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(round(p / 100 * (len(s) - 1)))))
@@ -161,6 +178,7 @@ def main() -> int:
             procs.append(subprocess.Popen(
                 [sys.executable, *profile, "-m", "uvicorn", "training_hub.asgi:application", "--host", "127.0.0.1",
                  "--port", str(hub_port), "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env))
+            hub_pid, full_pid, lite_pid = procs[-1].pid, None, None
             mock_url, hub_url = f"http://127.0.0.1:{mock_port}/v1", f"http://127.0.0.1:{hub_port}/v1"
             full_url = None
             if args.full_stack_too:
@@ -169,6 +187,7 @@ def main() -> int:
                     [sys.executable, "-m", "uvicorn", "training_hub.asgi:application", "--host", "127.0.0.1",
                      "--port", str(full_port), "--no-access-log", "--log-level", "warning"], cwd=ROOT,
                     env={**env, "HUB_LEAN_V1": "0"}))
+                full_pid = procs[-1].pid
                 full_url = f"http://127.0.0.1:{full_port}/v1"
                 wait_ready(full_url, "/models")
             lite_url = None
@@ -183,6 +202,7 @@ def main() -> int:
                     [str(litellm_bin(args.litellm_venv)), "--config", str(cfg), "--host", "127.0.0.1", "--port",
                      str(lite_port), "--num_workers", "1"], cwd=tmp, env=lite_env,
                     stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "litellm.log", "w")))
+                lite_pid = procs[-1].pid
                 lite_url = f"http://127.0.0.1:{lite_port}/v1"
             wait_ready(mock_url, "/models")
             wait_ready(hub_url, "/models")
@@ -201,6 +221,8 @@ def main() -> int:
             print(head, flush=True)
             targets = ([("hub", hub_url, auth)] + ([("full", full_url, auth)] if full_url else [])
                        + ([("litellm", lite_url, lite_auth)] if lite_url else []))
+            pids = {"hub": hub_pid, "full": full_pid, "litellm": lite_pid}
+            cpu_rows: list[str] = []
             width = {"hub": (22, 9), "full": (28, 10), "litellm": (26, 13)}
             overheads: dict[str, list[str]] = {}
             for stream in (False, True):
@@ -212,7 +234,9 @@ def main() -> int:
                     dp = [pct(d, q) for q in (50, 95, 99)]
                     row = f"{'stream' if stream else 'json':<7}{conc:>5} | {fmt(dp):>18}"
                     added = {}
+                    cpu_cell = []
                     for name, url, hdrs in targets:
+                        c0 = cpu_s(pids[name])
                         t0 = time.perf_counter()
                         own: list[float] = []
                         p = asyncio.run(load(url, hdrs, "production", concurrency=conc, total=args.requests,
@@ -221,12 +245,16 @@ def main() -> int:
                             overheads.setdefault(name, []).append(f"{'stream' if stream else 'json'}@{conc}: "
                                                                   f"{statistics.median(own):.2f}")
                         rps = args.requests / (time.perf_counter() - t0)
+                        cpu_cell.append(f"{name} {(cpu_s(pids[name]) - c0) * 1000 / args.requests:.2f}")
                         added[name] = [b - a for a, b in zip(dp, (pct(p, q) for q in (50, 95, 99)))]
                         row += f" | {fmt(added[name]):>{width[name][0]}} | {rps:>{width[name][1]}.0f}"
                     if lite_url:
                         lite50 = added["litellm"][0]
                         row += f" | {added['hub'][0] / lite50:.2f}" if lite50 > 0 else " | n/a"
                     print(row, flush=True)
+                    cpu_rows.append(f"{'stream' if stream else 'json'}@{conc}: " + ", ".join(cpu_cell))
+            print("CPU ms per request of each server process (user + system, load-independent): "
+                  + "; ".join(cpu_rows))
             for name, items in overheads.items():
                 print(f"{name}: median x-hub-overhead-ms (the gateway's own time until the answer began) "
                       + ", ".join(items))

@@ -36,6 +36,7 @@ Handler = Callable[[str, str], None]
 # The topics, in one place (publishers and caches live in different apps).
 API_KEY = "api_key"  # payload: a key's prefix (revoked, deleted, edited in the admin)
 API_KEY_USER = "api_key_user"  # payload: a user id (deactivated or deleted): forget all their keys
+THROTTLE = "throttle"  # payload: a throttle lock key (apps.accounts.throttle): forget "not locked" answers
 ROUTES = "routes"  # the registry's aliases or versions changed: forget resolved /v1 model names
 ORIGIN = uuid.uuid4().hex  # this process; its own messages come back and are skipped
 

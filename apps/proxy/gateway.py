@@ -169,7 +169,10 @@ invalidation.on("*", _forget_routes)
 
 
 def caches_clear() -> None:
+    from apps.accounts import throttle
+
     key_cache.clear()
+    throttle._forget_clear()
     _forget_routes()
     breaker.forget_local()
 

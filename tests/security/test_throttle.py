@@ -115,3 +115,62 @@ def test_throttle_fails_open_when_the_cache_is_down(monkeypatch, settings, caplo
     throttle.record_failure(throttle.LOGIN, ip="10.3.0.1", account="x")
     assert throttle.retry_after(throttle.LOGIN, ip="10.3.0.1", account="x") == 0
     assert "cache is unavailable" in caplog.text
+
+
+# --- the guard's in-memory "not locked" answers ------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+async def test_a_lock_applies_at_once_even_right_after_the_key_was_let_through(hub_app, api_key, limits):
+    """The guard remembers for a second that a key and IP were not locked (no cache round trip per /v1
+    call); a lock recorded in this process forgets that at once."""
+    r = await asgi_call(hub_app, "GET", "/v1/models", headers={"authorization": f"Bearer {api_key}"}, client="10.4.0.1")
+    assert r.status == 200
+    bad = _wrong(api_key)
+    for _ in range(3):
+        r = await asgi_call(hub_app, "GET", "/v1/models", headers={"authorization": f"Bearer {bad}"}, client="10.4.0.1")
+        assert r.status == 401
+    r = await asgi_call(hub_app, "GET", "/v1/models", headers={"authorization": f"Bearer {api_key}"}, client="10.4.0.1")
+    assert r.status == 429
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_lock_set_by_another_process_is_seen_on_its_message_or_within_the_memory_window(
+        hub_app, api_key, limits, monkeypatch):
+    import time
+
+    from django.core.cache import cache
+
+    from apps.accounts import services, throttle
+    from apps.core import invalidation
+
+    ip = "10.5.0.1"
+    r = await asgi_call(hub_app, "GET", "/v1/models", headers={"authorization": f"Bearer {api_key}"}, client=ip)
+    assert r.status == 200
+    prefix = services.api_key_parse(api_key)[0]
+    lock = [lk for _, lk, _ in throttle._checks(throttle.API_KEY, ip, prefix) if ":account:" in lk][0]
+    cache.set(lock, time.time() + 60, timeout=60)  # what another web process's record_failure wrote
+    invalidation.dispatch(invalidation.THROTTLE, lock)  # ... its message arrives
+    r = await asgi_call(hub_app, "GET", "/v1/models", headers={"authorization": f"Bearer {api_key}"}, client=ip)
+    assert r.status == 429
+    # Without a message, the remembered answer expires by itself.
+    cache.delete(lock)
+    monkeypatch.setattr(throttle, "CLEAR_FOR_S", 0.2)
+    r = await asgi_call(hub_app, "GET", "/v1/models", headers={"authorization": f"Bearer {api_key}"}, client=ip)
+    assert r.status == 200
+    cache.set(lock, time.time() + 60, timeout=60)
+    time.sleep(0.25)
+    r = await asgi_call(hub_app, "GET", "/v1/models", headers={"authorization": f"Bearer {api_key}"}, client=ip)
+    assert r.status == 429
+
+
+async def test_a_remembered_answer_spares_the_cache_round_trip(monkeypatch, settings):
+    from apps.accounts import throttle
+
+    settings.HUB_THROTTLE_FAILURES_PER_IP = 5
+    calls = []
+    monkeypatch.setattr(throttle, "retry_after", lambda scope, **kw: calls.append(kw) or 0)
+    throttle._forget_clear()
+    for _ in range(3):
+        assert await throttle.aretry_after(throttle.API_KEY, ip="10.6.0.1", account="th_abc") == 0
+    assert len(calls) == 1
+    assert await throttle.aretry_after(throttle.API_KEY, ip="10.6.0.2", account="th_abc") == 0  # another IP
+    assert len(calls) == 2
