@@ -15,6 +15,13 @@ created with `pip install 'litellm[proxy]'` on first use, never in the project's
 `--no-litellm` skips it. The hub/LiteLLM column is the ratio of their added p50s.
 
     .venv/bin/python bench/bench_proxy.py [--requests 200] [--no-litellm] [--litellm-venv DIR]
+
+`--soak SECONDS` runs the soak instead: `--soak-streams` (200) clients each keep one stream open through the
+hub at all times, for SECONDS (60), against the mock's paced streams (`--soak-tokens` tokens, one every
+`--soak-ms` ms, as a model decodes). It counts every failure by kind (non-200, an error event, a stream without
+[DONE] or with missing tokens, a transport error) and samples the hub's resident memory every 5 s.
+
+    .venv/bin/python bench/bench_proxy.py --soak 60 [--soak-streams 200] [--soak-tokens 20] [--soak-ms 100]
 """
 from __future__ import annotations
 
@@ -136,6 +143,64 @@ async def load(url: str, headers: dict, model: str, *, concurrency: int, total: 
     return lat
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def soak(url: str, headers: dict, *, pid: int, seconds: float, streams: int, tokens: int, ms: int) -> dict:
+    """`streams` clients, each with one stream open through the hub at all times, for `seconds`."""
+    body = {"model": "production", "stream": True, "max_tokens": 64,
+            "messages": [{"role": "user", "content": f"PACED {tokens} {ms}"}]}
+    errors: dict[str, int] = {}
+    done = 0
+    durations: list[float] = []
+    rss: list[tuple[float, float]] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=streams, max_keepalive_connections=streams)
+    async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
+        async def one_client():
+            nonlocal done
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                phase = "before the status line"
+                try:
+                    async with client.stream("POST", url + "/chat/completions", json=body) as r:
+                        phase = "in the body"
+                        if r.status_code != 200:
+                            await r.aread()
+                            errors[f"http {r.status_code}"] = errors.get(f"http {r.status_code}", 0) + 1
+                            continue
+                        text = ""
+                        async for chunk in r.aiter_text():
+                            text += chunk
+                except httpx.HTTPError as exc:
+                    kind = f"{type(exc).__name__} {phase}"
+                    errors[kind] = errors.get(kind, 0) + 1
+                    continue
+                if '"error"' in text:
+                    errors["error event"] = errors.get("error event", 0) + 1
+                elif not text.rstrip().endswith("data: [DONE]"):
+                    errors["no [DONE]"] = errors.get("no [DONE]", 0) + 1
+                elif text.count(" tok") != tokens:
+                    errors["tokens missing"] = errors.get("tokens missing", 0) + 1
+                else:
+                    done += 1
+                    durations.append(time.perf_counter() - t0)
+
+        async def sampler():
+            t0 = time.perf_counter()
+            while time.perf_counter() < deadline:
+                rss.append((time.perf_counter() - t0, rss_mb(pid)))
+                await asyncio.sleep(5)
+            rss.append((time.perf_counter() - t0, rss_mb(pid)))
+
+        await asyncio.gather(sampler(), *(one_client() for _ in range(streams)))
+    return {"completed": done, "errors": errors, "rss": rss, "durations": durations}
+
+
 def wait_ready(url: str, path: str = "/", timeout: float = 60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -157,6 +222,11 @@ def main() -> int:
     ap.add_argument("--full-stack-too", action="store_true",
                     help="also a second hub process with HUB_LEAN_V1=0 (every /v1 call through Django's middleware)")
     ap.add_argument("--concurrency", default="1,4,16", help="comma-separated levels")
+    ap.add_argument("--modes", default="json,stream", help="comma-separated: json, stream")
+    ap.add_argument("--soak", type=float, metavar="SECONDS", help="run the soak (long-lived streams) instead")
+    ap.add_argument("--soak-streams", type=int, default=200)
+    ap.add_argument("--soak-tokens", type=int, default=20)
+    ap.add_argument("--soak-ms", type=int, default=100)
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     from training_hub import embedded_redis
@@ -177,7 +247,8 @@ def main() -> int:
             profile = ["-m", "cProfile", "-o", str(args.profile.resolve())] if args.profile else []
             procs.append(subprocess.Popen(
                 [sys.executable, *profile, "-m", "uvicorn", "training_hub.asgi:application", "--host", "127.0.0.1",
-                 "--port", str(hub_port), "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env))
+                 "--port", str(hub_port), "--no-access-log", "--log-level", "warning",
+                 "--timeout-keep-alive", "65"], cwd=ROOT, env=env))  # as the Procfile
             hub_pid, full_pid, lite_pid = procs[-1].pid, None, None
             mock_url, hub_url = f"http://127.0.0.1:{mock_port}/v1", f"http://127.0.0.1:{hub_port}/v1"
             full_url = None
@@ -210,6 +281,20 @@ def main() -> int:
             lite_auth = {"Authorization": "Bearer sk-bench-litellm"}
             if lite_url:
                 wait_ready(lite_url, "/models", timeout=180)
+            if args.soak:
+                asyncio.run(load(hub_url, auth, "production", concurrency=4, total=40, stream=True))  # warm-up
+                res = asyncio.run(soak(hub_url, auth, pid=hub_pid, seconds=args.soak, streams=args.soak_streams,
+                                       tokens=args.soak_tokens, ms=args.soak_ms))
+                d = sorted(res["durations"])
+                print(f"soak: {args.soak_streams} concurrent streams for {args.soak:.0f} s, {args.soak_tokens} tokens "
+                      f"every {args.soak_ms} ms each: {res['completed']} streams complete, failures: "
+                      f"{res['errors'] or 'none'}")
+                if d:
+                    ideal = args.soak_tokens * args.soak_ms / 1000
+                    print(f"stream duration p50/p95/max {pct(d, 50):.2f}/{pct(d, 95):.2f}/{d[-1]:.2f} s "
+                          f"(the mock alone: {ideal:.2f} s)")
+                print("hub RSS MB at t=s: " + ", ".join(f"{t:.0f}:{m:.0f}" for t, m in res["rss"]))
+                return 0 if not res["errors"] else 1
             print(f"{os.cpu_count()} CPUs; {args.requests} requests per cell; latencies in ms; "
                   "added = target minus direct, per percentile", flush=True)
             fmt = lambda xs: "/".join(f"{x:.1f}" for x in xs)  # noqa: E731
@@ -225,7 +310,7 @@ def main() -> int:
             cpu_rows: list[str] = []
             width = {"hub": (22, 9), "full": (28, 10), "litellm": (26, 13)}
             overheads: dict[str, list[str]] = {}
-            for stream in (False, True):
+            for stream in [m == "stream" for m in args.modes.split(",")]:
                 for conc in levels:
                     asyncio.run(load(mock_url, {}, "mv-1", concurrency=conc, total=20, stream=stream))  # warm-up
                     for _, url, hdrs in targets:

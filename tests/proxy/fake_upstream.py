@@ -6,7 +6,8 @@ Behaviour is picked by the last message's content: FAIL_MID (drops the connectio
 NO_DONE (ends the stream without [DONE]), ERROR_EVENT (sends an error event), TOOL (a tool call),
 UPSTREAM_500, RATE_LIMIT (429 with retry-after: 2 and retry-after-ms: 50), SLOW (sleeps before answering).
 TOOL_PAIR (text, then two tool calls with id/name only on their first fragment), CUSTOM_TOOL (an
-`apply_patch` call with `{"input": ...}` arguments), LENGTH (cut off by max tokens).
+`apply_patch` call with `{"input": ...}` arguments), LENGTH (cut off by max tokens), "PACED <n> <ms>" (a
+stream of n tokens, one every ms milliseconds, as a model decodes: the soak benchmark's long-lived streams).
 Anything else is echoed back word by word.
 """
 from __future__ import annotations
@@ -22,6 +23,26 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+
+
+def _paced(body: dict, last: str) -> StreamingResponse:
+    try:
+        n, ms = (int(x) for x in last.split()[1:3])
+    except ValueError:
+        n, ms = 20, 50
+    base = {"id": "up-paced", "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
+
+    async def stream():
+        yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant"},
+                                                          "finish_reason": None}]}) + "\n\n"
+        for i in range(n):
+            await asyncio.sleep(ms / 1000)
+            yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"content": f" tok{i}"},
+                                                              "finish_reason": None}]}) + "\n\n"
+        yield "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + "\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
 
 
 def create_fake_upstream(*, seen: list | None = None) -> Starlette:
@@ -46,6 +67,8 @@ def create_fake_upstream(*, seen: list | None = None) -> Starlette:
                                 headers={"retry-after": "2", "retry-after-ms": "50"})
         if last == "SLOW":
             await asyncio.sleep(5)
+        if last.startswith("PACED ") and body.get("stream"):
+            return _paced(body, last)
         reply = "echo: " + last
         words = _words(reply)
         usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
