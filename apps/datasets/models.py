@@ -96,6 +96,10 @@ class Example(models.Model):
     # token_count, the per-example figures a derived version's statistics are recomputed from when the
     # example is carried over unchanged (apps.datasets.services.versions.Unchanged). Null: not counted.
     role_tokens = models.JSONField(null=True, blank=True)
+    # Its MinHash signature for near-duplicate detection (apps.datasets.validation.dedup.pack: a version byte and
+    # 32 uint32): a version that carries the example over unchanged uses it instead of hashing the text again.
+    # Null: not computed (rows written by other means, or before this field).
+    minhash = models.BinaryField(null=True, blank=True)
     # Issue codes raised on this example, as "|code|code|" so that a filter is a plain `contains`.
     issues = models.CharField(max_length=400, blank=True, default="")
     # Row shape it came from ({"kind": "chat" | "text" | "prompt_completion" | "preference", ...}).

@@ -1,6 +1,6 @@
 """Derived versions reuse what the parent stored for its unchanged examples (token counts, content hashes,
-issue codes) and copy their rows in the database, yet end with the report, statistics and per-example
-figures of a validation from scratch of the same examples; the parent never changes."""
+issue codes, MinHash signatures) and copy their rows in the database, yet end with the report, statistics and
+per-example figures of a validation from scratch of the same examples; the parent never changes."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,7 @@ from .conftest import chat, good_rows
 pytestmark = pytest.mark.django_db
 
 ROW_FIELDS = ("index", "messages", "tools", "source_file", "source_line", "category", "tags", "meta", "content_hash",
-              "split", "token_count", "role_tokens", "issues")
+              "split", "token_count", "role_tokens", "issues", "minhash")
 
 
 def _tool_example(i):
@@ -78,7 +78,8 @@ def _from_scratch(version):
     rep = result.as_dict()
     validation = {k: rep[k] for k in ("errors", "warnings", "counts", "error_total", "warning_total", "truncated")}
     figures = [{"index": a.index, "content_hash": a.hash, "split": a.split, "token_count": a.tokens,
-                "role_tokens": a.role_tokens, "issues": versions._issues(a.codes)} for a in annotated]
+                "role_tokens": a.role_tokens, "issues": versions._issues(a.codes), "minhash": a.minhash}
+               for a in annotated]
     return json.loads(json.dumps(validation)), json.loads(json.dumps(result.stats)), result.content_hash, figures
 
 
@@ -87,22 +88,31 @@ def _assert_as_from_scratch(version):
     assert version.validation == validation
     assert version.stats == stats
     assert version.content_hash == chash
-    stored = [{k: r[k] for k in ("index", "content_hash", "split", "token_count", "role_tokens", "issues")}
-              for r in _rows_of(version)]
+    stored = [{**{k: r[k] for k in ("index", "content_hash", "split", "token_count", "role_tokens", "issues")},
+               "minhash": _bytes(r["minhash"])} for r in _rows_of(version)]
     assert stored == figures
 
 
+def _bytes(value):
+    return None if value is None else bytes(value)
+
+
 class Spy:
-    """Counts the examples tokenized, content-checked, structurally re-checked, copied and built as objects
-    while it is on."""
+    """Counts the examples tokenized, content-checked, structurally re-checked, MinHash-signed, copied and built
+    as objects while it is on."""
 
     def __init__(self, monkeypatch):
         from apps.datasets.formats.rows import RowChecker
 
-        self.tokenized = self.checked = self.rechecked = self.copied = self.built = 0
+        self.tokenized = self.checked = self.rechecked = self.signed = self.copied = self.built = 0
         counter = counter_for_base_model(None)
         count, check, copy, row = counter.count, pipeline.check_content, versions._copy_rows, versions.example_row
         recheck = RowChecker.check_example
+        sign = pipeline.signatures
+
+        def _sign(texts):
+            self.signed += len(texts)
+            return sign(texts)
 
         def _recheck(checker, ex):
             self.rechecked += 1
@@ -127,6 +137,7 @@ class Spy:
         monkeypatch.setattr(counter, "count", _count)
         monkeypatch.setattr(RowChecker, "check_example", _recheck)
         monkeypatch.setattr(pipeline, "check_content", _check)
+        monkeypatch.setattr(pipeline, "signatures", _sign)
         monkeypatch.setattr(versions, "_copy_rows", _copy)
         monkeypatch.setattr(versions, "example_row", _row)
 
@@ -153,9 +164,9 @@ def test_a_derived_version_reuses_the_parents_figures_and_matches_a_validation_f
             items.append(Unchanged(pks[i], add_tags=("reviewed",) if i % 2 else (), meta={"review": {"i": i}}))
     spy = Spy(monkeypatch)
     v = _derive(member, parent, items)
-    # only the edited example was tokenized; content checks ran for it and for the examples whose stored
-    # codes came from their content (3: e-mail, 24: short answer) — not for the other 25
-    assert (spy.tokenized, spy.checked) == (1, 3)
+    # only the edited example was tokenized and signed; content checks ran for it and for the examples whose
+    # stored codes came from their content (3: e-mail, 24: short answer) — not for the other 25
+    assert (spy.tokenized, spy.signed, spy.checked) == (1, 1, 3)
     # the parent's report has a finding of the structural rules (25: two user turns): they run on every example
     assert "warning:consecutive_same_role" in parent.validation["counts"] and spy.rechecked == 29
     # the unchanged rows were copied in the database; one row was built in Python
@@ -214,7 +225,7 @@ def test_a_parent_not_validated_here_is_validated_in_full(member, monkeypatch):
                               messages=[{"role": "user", "content": "An edited question about sets?"},
                                         {"role": "assistant", "content": "An edited answer about sets, in full."}])
     assert v.status == "ready" and v.example_count == 13
-    assert spy.tokenized == 13 and spy.checked == 13
+    assert spy.tokenized == 13 and spy.checked == 13 and spy.signed == 13
     _assert_as_from_scratch(v)
     assert "short_answer" in _rows_of(v)[12]["issues"]
 
@@ -226,6 +237,7 @@ def test_an_edit_copies_the_other_rows_and_reuses_their_figures(member, parent, 
                                         {"role": "assistant", "content": "Two plus two is four, always."}])
     assert v.status == "ready" and v.example_count == 32
     assert spy.tokenized == 1 and spy.checked == 3  # the edit, the e-mail address (3) and "Hi!" (31)
+    assert spy.signed == 1
     assert spy.copied == 31 and (spy.built == 1 or not _is_pg())
     assert parent.validation["counts"]["warning:short_answer"] == 2
     assert v.validation["counts"]["warning:short_answer"] == 1  # "Hi!" only
@@ -241,3 +253,31 @@ def test_an_unknown_example_fails_the_version_and_leaves_no_rows(member, parent)
     v = _derive_version(user=member, parent=parent, note="bad", examples=iter([Unchanged(foreign)]),
                         stage={"stage": "test"})
     assert v.status == DatasetVersion.Status.FAILED and not v.examples.exists()
+
+
+def test_stored_signatures_are_used_only_when_they_belong_to_the_content(member, parent, monkeypatch):
+    """A stored MinHash signature stands for the example's text (a doctored one makes a near duplicate that the
+    texts are not), unless the row's hash is not its content's or the signature was made another way: then it
+    is computed again, and the new row stores the fresh one. A revalidation computes them all."""
+    from apps.datasets.validation import dedup
+
+    pks = dict(parent.examples.values_list("index", "pk"))
+    stored = {r.index: bytes(r.minhash) for r in parent.examples.all()}
+    assert all(dedup.unpack(b) is not None for b in stored.values())  # the import stored every signature
+    Example.objects.filter(pk=pks[11]).update(minhash=stored[10])  # 11 now "looks like" 10
+    Example.objects.filter(pk=pks[12]).update(minhash=bytes([dedup.SIGNATURE_VERSION + 1]) + stored[10][1:])
+    Example.objects.filter(pk=pks[13]).update(minhash=stored[10], content_hash="0" * 64)
+    spy = Spy(monkeypatch)
+    v = _derive(member, parent, [Unchanged(pks[i]) for i in range(32)])
+    assert spy.signed == 2  # 12 (another kind of signature) and 13 (not its content's hash)
+    rows = _rows_of(v)
+    assert {"near_duplicate", "split_leakage"} & set(rows[11]["issues"].strip("|").split("|"))  # reused
+    assert _bytes(rows[11]["minhash"]) == stored[10]  # copied with the row
+    for i in (12, 13):  # computed from the text again, and stored
+        fresh = dedup.pack(dedup.signatures([dedup.example_text(_example_dict(v.examples.get(index=i)))]))[0]
+        assert _bytes(rows[i]["minhash"]) == fresh != stored[10]
+    assert not rows[12]["issues"] and not rows[13]["issues"]
+    monkeypatch.undo()
+    again = services.version_revalidate(user=member, version_id=v.pk, target="local")
+    assert again.status == "ready" and not _rows_of(again)[11]["issues"]
+    _assert_as_from_scratch(again)

@@ -14,9 +14,11 @@ caller yields `Unchanged(example_id, add_tags, meta)` for those. Their content i
 rows (a batch at a time), checked again like every example (structural rules, duplicates and near
 duplicates among the new version's examples, statistics), but the figures stored with them are reused
 when the parent was validated by this pipeline (token counts with the same tokenizer; content checks that
-raised nothing are not run again; both only where the stored content hash is the content's hash), and
-their rows are copied in the database (`_copy_rows`: INSERT … SELECT from the parent's rows with the new
-index, tags, meta and figures) instead of being rebuilt in Python. Public:
+raised nothing are not run again), and their stored MinHash signatures whenever there are some (all only
+where the stored content hash is the content's hash; a revalidation reuses nothing); their rows are copied in the database (`_copy_rows`: INSERT … SELECT
+from the parent's rows with the new index, tags, meta and figures) instead of being rebuilt in Python.
+`carried_where` reads a parent's examples chosen by a filter straight into that form (a generation's kept
+examples). Public:
 `version_revalidate` (the same examples for another target or tokenizer), `example_edit` (edit or delete
 one example), `can_write` (the dataset's owner or a hub admin), `version_source_path` (the raw upload
 on disk). Permissions: every signed-in user may read every dataset; only the owner or an admin may add
@@ -101,30 +103,33 @@ def example_row(version: DatasetVersion, a) -> Example:
                    source_file=(ex.get("source_file") or "")[:500], source_line=ex.get("source_line"),
                    category=(ex.get("category") or "")[:100], tags=ex.get("tags") or [], content_hash=a.hash,
                    split=a.split, token_count=a.tokens, role_tokens=getattr(a, "role_tokens", None),
-                   issues=_issues(a.codes), meta=ex.get("meta") or {})
+                   issues=_issues(a.codes), meta=ex.get("meta") or {}, minhash=getattr(a, "minhash", None))
 
 
 _COPY_SQL = """
 INSERT INTO {table} (version_id, index, messages, tools, source_file, source_line, category, tags, content_hash,
-                     split, token_count, role_tokens, issues, meta)
+                     split, token_count, role_tokens, issues, meta, minhash)
 SELECT %s, r.idx, e.messages, e.tools, e.source_file, e.source_line, e.category, r.tags, r.hash,
-       r.split, r.tokens, r.role_tokens, r.issues, r.meta
+       r.split, r.tokens, r.role_tokens, r.issues, r.meta, COALESCE(decode(r.minhash, 'hex'), e.minhash)
 FROM jsonb_to_recordset(%s::jsonb) AS r(src bigint, idx integer, tags jsonb, hash text, split text, tokens integer,
-                                        role_tokens jsonb, issues text, meta jsonb)
+                                        role_tokens jsonb, issues text, meta jsonb, minhash text)
 JOIN {table} e ON e.id = r.src"""
 
 
 def _copy_rows(version: DatasetVersion, batch) -> None:
     """Write annotated examples whose content is a stored row's (`a.source`): on PostgreSQL one
-    INSERT … SELECT copies the messages, tools, source and category from that row in the database, with the
-    new index, tags, meta and figures (handed over as one JSON document, no per-row objects); elsewhere
+    INSERT … SELECT copies the messages, tools, source and category (and the MinHash signature, when the
+    validation used that row's) from that row in the database, with the new index, tags, meta and figures
+    (handed over as one JSON document, no per-row objects); elsewhere
     (SQLite) the rows are built from the annotated examples."""
     if connection.vendor != "postgresql":
         Example.objects.bulk_create([example_row(version, a) for a in batch])
         return
     doc = orjson.dumps([{"src": a.source, "idx": a.index, "tags": a.example.get("tags") or [], "hash": a.hash,
                          "split": a.split, "tokens": a.tokens, "role_tokens": a.role_tokens,
-                         "issues": _issues(a.codes), "meta": a.example.get("meta") or {}} for a in batch])
+                         "issues": _issues(a.codes), "meta": a.example.get("meta") or {},
+                         "minhash": None if a.minhash_reused or a.minhash is None else a.minhash.hex()}
+                        for a in batch])
     with connection.cursor() as cur:
         cur.execute(_COPY_SQL.format(table=connection.ops.quote_name(Example._meta.db_table)),
                     [version.pk, doc.decode()])
@@ -224,7 +229,7 @@ class Unchanged:
 RESOLVE_BATCH = 1000
 _JSON = ("messages", "tools", "tags", "meta", "role_tokens")
 _STORED = ("pk", "messages", "tools", "source_file", "source_line", "category", "tags", "meta", "content_hash",
-           "token_count", "role_tokens", "issues")
+           "token_count", "role_tokens", "issues", "minhash")
 
 
 def _loads(text):
@@ -238,10 +243,9 @@ def _loads(text):
         return json.loads(text)
 
 
-def _stored_rows(parent: DatasetVersion, ids: list[int]) -> dict[int, tuple]:
-    """The parent's rows `ids` as tuples of _STORED (JSON columns decoded), by pk."""
-    qs = (Example.objects.filter(version_id=parent.pk, pk__in=ids).order_by()
-          .annotate(**{f"{f}_text": Cast(f, TextField()) for f in _JSON})
+def _stored_rows(qs) -> dict[int, tuple]:
+    """The rows of `qs` (Examples) as tuples of _STORED (JSON columns decoded), by pk, in the order of `qs`."""
+    qs = (qs.annotate(**{f"{f}_text": Cast(f, TextField()) for f in _JSON})
           .values_list(*(f"{f}_text" if f in _JSON else f for f in _STORED)))
     json_at = [i for i, f in enumerate(_STORED) if f in _JSON]
     out = {}
@@ -253,12 +257,40 @@ def _stored_rows(parent: DatasetVersion, ids: list[int]) -> dict[int, tuple]:
     return out
 
 
-def _resolve(parent: DatasetVersion, items, *, reuse_tokens: bool, reuse_codes: bool, structure_clean: bool):
+@dataclass(frozen=True)
+class _Reuse:
+    """Which of a parent's stored figures a derived version may use (see `resolve_unchanged`)."""
+    tokens: bool
+    codes: bool
+    structure_clean: bool
+    signatures: bool
+
+
+def _carried(row: tuple, reuse: _Reuse, add_tags=(), meta_update=None) -> Carried:
+    (pk, messages, tools, source_file, source_line, category, tags, meta, h, tokens, role_tokens, issues,
+     minhash) = row
+    tags = list(tags or [])
+    tags += [t for t in add_tags if t and t not in tags]
+    meta = dict(meta or {"kind": "chat"})
+    meta.update(meta_update or {})
+    ex = {"messages": messages, "tools": tools, "source_file": source_file, "source_line": source_line,
+          "category": category, "tags": tags, "meta": meta}
+    c = Carried(ex, pk, hash=h or "", structure_clean=reuse.structure_clean)
+    if reuse.tokens and tokens is not None and role_tokens is not None:
+        c.tokens, c.role_tokens = tokens, role_tokens
+    if reuse.codes:
+        c.content_clean = not (issue_codes(issues) - SET_CODES)
+    if reuse.signatures and minhash is not None:
+        c.signature = bytes(minhash)
+    return c
+
+
+def _resolve(parent: DatasetVersion, items, reuse: _Reuse):
     """`items` with each `Unchanged` replaced by a `Carried` example read from the parent's rows (one read per
     RESOLVE_BATCH items, in order; memory stays flat), with the stored figures the validation may reuse."""
     for chunk in batched(items, RESOLVE_BATCH):
         ids = [it.example_id for it in chunk if isinstance(it, Unchanged)]
-        rows = _stored_rows(parent, ids) if ids else {}
+        rows = _stored_rows(Example.objects.filter(version_id=parent.pk, pk__in=ids).order_by()) if ids else {}
         for it in chunk:
             if not isinstance(it, Unchanged):
                 yield it
@@ -266,20 +298,20 @@ def _resolve(parent: DatasetVersion, items, *, reuse_tokens: bool, reuse_codes: 
             r = rows.get(it.example_id)
             if r is None:
                 raise ValueError(f"Example {it.example_id} is not one of version {parent.number}'s examples.")
-            (pk, messages, tools, source_file, source_line, category, tags, meta, h, tokens, role_tokens,
-             issues) = r
-            tags = list(tags or [])
-            tags += [t for t in it.add_tags if t and t not in tags]
-            meta = dict(meta or {"kind": "chat"})
-            meta.update(it.meta or {})
-            ex = {"messages": messages, "tools": tools, "source_file": source_file, "source_line": source_line,
-                  "category": category, "tags": tags, "meta": meta}
-            c = Carried(ex, pk, hash=h or "", structure_clean=structure_clean)
-            if reuse_tokens and tokens is not None and role_tokens is not None:
-                c.tokens, c.role_tokens = tokens, role_tokens
-            if reuse_codes:
-                c.content_clean = not (issue_codes(issues) - SET_CODES)
-            yield c
+            yield _carried(r, reuse, it.add_tags, it.meta)
+
+
+def _reuse(parent: DatasetVersion, *, counter_name: str | None, target: str, reuse: bool) -> _Reuse:
+    counts = (parent.validation or {}).get("counts")
+    validated = reuse and counts is not None
+    tokens = (parent.stats or {}).get("tokens") or {}
+    return _Reuse(
+        tokens=validated and counter_name is not None and tokens.get("base_model") == counter_name and
+        tokens.get("counting") == COUNTING,
+        codes=validated,
+        structure_clean=validated and target == parent.target and
+        all(key.partition(":")[2] in VALIDATION_CODES for key in counts),
+        signatures=reuse)
 
 
 def resolve_unchanged(parent: DatasetVersion, items, *, counter, target: str, reuse: bool = True):
@@ -288,15 +320,26 @@ def resolve_unchanged(parent: DatasetVersion, items, *, counter, target: str, re
     only when this pipeline made them: the parent's report has counts (written by `_finish` alone); token counts
     were made with this tokenizer, counted the way they are now (`tokens.COUNTING`); the structural rules are
     skipped when that report holds no finding of theirs and the target is the same (the examples are stored
-    as those rules normalize them). `reuse=False`: nothing is reused, the rows are still copied."""
-    counts = (parent.validation or {}).get("counts")
-    validated = reuse and counts is not None
-    tokens = (parent.stats or {}).get("tokens") or {}
-    reuse_tokens = validated and counter is not None and tokens.get("base_model") == counter.name and \
-        tokens.get("counting") == COUNTING
-    structure_clean = validated and target == parent.target and \
-        all(key.partition(":")[2] in VALIDATION_CODES for key in counts)
-    return _resolve(parent, items, reuse_tokens=reuse_tokens, reuse_codes=validated, structure_clean=structure_clean)
+    as those rules normalize them). A stored MinHash signature depends on the content alone (and says how it
+    was made): it is used whenever present. Every figure is used only where the stored content hash is the
+    content's. `reuse=False`: nothing is reused, the rows are still copied."""
+    name = counter.name if counter is not None else None
+    return _resolve(parent, items, _reuse(parent, counter_name=name, target=target, reuse=reuse))
+
+
+def carried_where(parent: DatasetVersion, *, counter_name: str | None, target: str, **lookups):
+    """The parent's examples matching `lookups` (Example field lookups), in index order, as `Carried` examples
+    ready for `validate_examples` (the figures that may be reused as in `resolve_unchanged`; `counter_name`: the
+    name of the token counter they will be validated with, tokens.counter_name — no need to load it first):
+    each row is read once, RESOLVE_BATCH rows per query."""
+    reuse = _reuse(parent, counter_name=counter_name, target=target, reuse=True)
+    qs = Example.objects.filter(version_id=parent.pk, **lookups).order_by("index")
+    last = -1
+    while page := list(qs.filter(index__gt=last).values_list("pk", "index")[:RESOLVE_BATCH]):
+        rows = _stored_rows(Example.objects.filter(pk__in=[pk for pk, _i in page]).order_by())
+        for pk, _i in page:
+            yield _carried(rows[pk], reuse)
+        last = page[-1][1]
 
 
 def _derive_version(*, user, parent: DatasetVersion, note: str, examples, stage: dict, target: str | None = None,

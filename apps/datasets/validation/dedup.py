@@ -4,6 +4,10 @@ Shingles are word 3-grams of the lower-cased user/assistant text, hashed with cr
 examples is processed at once: one (shingles x permutations) matrix, reduced per example with
 `np.minimum.reduceat`. Candidates sharing an LSH band are confirmed by their estimated Jaccard
 similarity (>= threshold). State kept per example: its signature (32 x uint32) — no text.
+
+A signature depends on the example's text alone, so it is stored with the example (`pack`: a version byte,
+then the 32 values) and a carried-over example's stored one is used instead of hashing its text again
+(`unpack` refuses one made another way).
 """
 from __future__ import annotations
 
@@ -30,6 +34,26 @@ def _perms(seed: int = 7):
 
 
 _A, _B = _perms()
+
+# A stored signature: SIGNATURE_VERSION, then NUM_PERM little-endian uint32. Bump the version whenever the
+# shingles, the hashing or NUM_PERM change: stored signatures of the old kind are then computed again.
+SIGNATURE_VERSION = 1
+SIGNATURE_BYTES = 1 + 4 * NUM_PERM
+_PREFIX = bytes([SIGNATURE_VERSION])
+
+
+def pack(sigs: np.ndarray) -> list[bytes]:
+    """Signatures (n x NUM_PERM) as the bytes stored with each example."""
+    raw = np.ascontiguousarray(sigs, dtype="<u4").tobytes()
+    step = 4 * NUM_PERM
+    return [_PREFIX + raw[i:i + step] for i in range(0, len(raw), step)]
+
+
+def unpack(data) -> np.ndarray | None:
+    """A stored signature (bytes or memoryview), or None when there is none or it was made another way."""
+    if data is None or len(data) != SIGNATURE_BYTES or data[0] != SIGNATURE_VERSION:
+        return None
+    return np.frombuffer(bytes(data), dtype="<u4", offset=1).astype(np.uint32)
 
 
 def example_text(ex: dict) -> str:

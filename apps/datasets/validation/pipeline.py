@@ -2,14 +2,15 @@
 
 Used by `validate_dataset`, `dataset_import` (which stores the annotated examples it is handed in
 batches) and the benchmark. Memory: the file is streamed; what is kept per example is small and fixed
-(a content hash, a MinHash signature, token counts) — never the text.
+(a content hash, a MinHash signature, token counts) — never the text. Each Annotated example carries its
+packed signature (`minhash`), stored with its row so that a later version need not compute it again.
 
 `validate_examples` also takes `Carried` examples (a derived version's examples whose content is unchanged
 from a validated version): the figures stored with them (token counts, whether the content checks raised
-anything) are reused when their stored content hash is the hash of the content checked now; everything that
-depends on the other examples (duplicates, near duplicates, split leakage), the structural rules and the
-statistics are computed as for any example, so the report and statistics are those of a validation from
-scratch of the same examples.
+anything, the MinHash signature) are reused when their stored content hash is the hash of the content checked
+now; everything that depends on the other examples (duplicates, near duplicates, split leakage), the
+structural rules and the statistics are computed as for any example, so the report and statistics are those
+of a validation from scratch of the same examples.
 """
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ import orjson
 
 from apps.datasets.formats import FatalFormatError, Report, read_path
 from apps.datasets.validation.content import check_content
-from apps.datasets.validation.dedup import IntTable, NearDuplicateIndex, example_text, signatures
+from apps.datasets.validation.dedup import (
+    NUM_PERM, IntTable, NearDuplicateIndex, example_text, pack, signatures, unpack,
+)
 from apps.datasets.validation.tokens import COUNTING
 
 BATCH = 1024
@@ -61,6 +64,8 @@ class Annotated:
     codes: set
     role_tokens: dict | None = None  # content tokens per role (None: not counted)
     source: int | None = None  # id of a stored example with this very content (its row may be copied)
+    minhash: bytes | None = None  # its packed MinHash signature (dedup.pack)
+    minhash_reused: bool = False  # True: it is the stored one of row `source` (a copy of that row keeps it)
 
 
 @dataclass
@@ -70,7 +75,8 @@ class Carried:
     when it equals the hash of its content), `tokens` and `role_tokens` (counted with the same tokenizer;
     None: count them), `content_clean` (True: its content checks raised nothing, so they are skipped;
     False: run them), `structure_clean` (True: it is stored as the structural rules normalized it and they
-    raised nothing on it for this target, so they are not run again)."""
+    raised nothing on it for this target, so they are not run again), `signature` (its stored packed MinHash
+    signature, dedup.pack; None or one of another kind: computed)."""
     example: dict
     id: int
     hash: str = ""
@@ -78,6 +84,7 @@ class Carried:
     role_tokens: dict | None = None
     content_clean: bool = False
     structure_clean: bool = False
+    signature: bytes | None = None
 
 
 def issue_codes(stored: str) -> set[str]:
@@ -174,8 +181,8 @@ class Validator:
 
     def process(self, batch: list[dict], fut=None, carried: list | None = None) -> list[Annotated]:
         """Check one batch. `carried` (aligned with `batch`: a verified `Carried` or None per example): the
-        stored token counts are used instead of counting, and content checks that raised nothing before
-        are not run again."""
+        stored token counts and MinHash signatures are used instead of computing them, and content checks that
+        raised nothing before are not run again."""
         rep = self.report
         out = []
         counted = None  # positions in `batch` whose tokens the future counts (None: all of them)
@@ -211,8 +218,20 @@ class Validator:
                 rep.warn("duplicate", f"Exact duplicate of example {first + 1} (line {self.lines[first] or '?'}).",
                          line=a.example.get("source_line"), file=a.example.get("source_file") or None,
                          example=a.index)
-        # near duplicates
-        sigs = signatures([example_text(a.example) for a in out])
+        # near duplicates (a carried example's stored signature is used: the same as computing it)
+        sigs = np.empty((len(out), NUM_PERM), dtype=np.uint32)
+        todo = []
+        for k, a in enumerate(out):
+            stored = unpack(carried[k].signature) if carried is not None and carried[k] is not None else None
+            if stored is None:
+                todo.append(k)
+            else:
+                sigs[k] = stored
+                a.minhash_reused = True
+        if todo:
+            sigs[todo] = signatures([example_text(out[k].example) for k in todo])
+        for a, packed in zip(out, pack(sigs)):
+            a.minhash = packed
         for a, hit in zip(out, self.near.add_batch(sigs)):
             if hit is None or "duplicate" in a.codes:
                 continue

@@ -4,11 +4,21 @@ Fast path (exact for templates whose turns are delimited by special tokens, like
 template is rendered once per role sequence with empty contents ("skeleton"), and an example's count
 is skeleton tokens + the tokens of each content, encoded in one batch by the Rust tokenizer.
 Examples with tools or tool calls are rendered in full with `apply_chat_template`.
-Tokenizers are cached per model path (`counter_loaded` says whether one is loaded in this process).
+Tokenizers are cached per model path (`counter_loaded` says whether one is loaded in this process);
+`counter_prefetch` starts loading one on a background thread, so that a job that will count tokens overlaps
+that load with its other work. Loading is `AutoTokenizer.from_pretrained`, whose choice of class reads the
+model's config and so imports torch (seconds, in every new process): the class it chose for a folder is
+remembered (`_load_tokenizer`: HUB_DATA_DIR/cache/tokenizer-classes.json, keyed by the folder's files and the
+transformers version) and later loads of the same files call that class's `from_pretrained` directly — the
+same class on the same files, so the same tokenizer, without torch.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -20,13 +30,71 @@ log = logging.getLogger(__name__)
 COUNTING = 2
 
 
+_WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".onnx", ".msgpack", ".h5", ".ckpt")
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo_file() -> Path | None:
+    try:
+        from django.conf import settings
+
+        return Path(settings.HUB_DATA_DIR) / "cache" / "tokenizer-classes.json"
+    except Exception:  # no Django settings (a bare script): nothing is remembered
+        return None
+
+
+def _memo_key(path: str) -> str | None:
+    """What the class AutoTokenizer picks depends on: the folder's files (all but weights: name, size, mtime) and
+    the transformers version. None for what is not a local folder."""
+    from importlib.metadata import version
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    files = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
+                   if e.is_file() and not e.name.endswith(_WEIGHTS))
+    raw = json.dumps([str(folder.resolve()), version("transformers"), files])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _load_tokenizer(path: str):
+    """`AutoTokenizer.from_pretrained(path)`; when AutoTokenizer already chose a (transformers) class for these
+    very files, that class's `from_pretrained(path)` instead (no config read, no torch import)."""
+    memo_file, key = _memo_file(), None
+    try:
+        key = _memo_key(path) if memo_file is not None else None
+        ref = json.loads(memo_file.read_text()).get(key) if key and memo_file.is_file() else None
+    except (OSError, ValueError):
+        ref = None
+    if ref:
+        module, _, qualname = ref.partition(":")
+        try:
+            return getattr(importlib.import_module(module), qualname).from_pretrained(path)
+        except Exception:  # the class moved or refuses: AutoTokenizer decides again
+            log.warning("loading the tokenizer of %s as %s failed", path, ref, exc_info=True)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    cls = type(tokenizer)
+    if key and cls.__module__.startswith("transformers.") and "." not in cls.__qualname__:
+        try:
+            with _MEMO_LOCK:
+                memo = json.loads(memo_file.read_text()) if memo_file.is_file() else {}
+                memo[key] = f"{cls.__module__}:{cls.__qualname__}"
+                memo_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(memo))
+                os.replace(tmp, memo_file)
+        except (OSError, ValueError):
+            log.warning("could not remember the tokenizer class of %s", path, exc_info=True)
+    return tokenizer
+
+
 class TokenCounter:
     def __init__(self, path: str | Path, *, context_length: int | None = None, name: str = ""):
-        from transformers import AutoTokenizer
-
         self.path = str(path)
         self.name = name or Path(path).name
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.tokenizer = _load_tokenizer(self.path)
         self.backend = self.tokenizer.backend_tokenizer
         self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.context_length = int(context_length or min(getattr(self.tokenizer, "model_max_length", 2048) or 2048,
@@ -157,9 +225,43 @@ def counter_for_base_model(base_model_id: str | None = None) -> TokenCounter | N
     return None if source is None else _counter_for(*source)
 
 
+def counter_name(base_model_id: str | None = None) -> str | None:
+    """The `name` of the counter `counter_for_base_model` returns (what a version's statistics record as
+    `tokens.base_model`), without loading its tokenizer; None when there is none."""
+    source = _counter_source(base_model_id)
+    return None if source is None else (source[2] or Path(source[0]).name)
+
+
 def counter_loaded(base_model_id: str | None = None) -> bool:
     """True when counting tokens for this base model loads nothing: its tokenizer is already loaded in
     this process, or there is none. Loading one (transformers, torch) takes seconds: a request that
     would have to do it hands the work to a worker instead."""
     source = _counter_source(base_model_id)
     return source is None or source in _COUNTERS
+
+
+_PREFETCHING: dict[tuple, threading.Thread] = {}
+_PREFETCH_LOCK = threading.Lock()  # not _COUNTERS_LOCK: that one is held for a whole load
+
+
+def _prefetch(source: tuple) -> None:
+    try:
+        _counter_for(*source)
+    except Exception:  # the caller that needs it loads it again and gets the error
+        log.warning("prefetching the tokenizer %s failed", source[0], exc_info=True)
+
+
+def counter_prefetch(base_model_id: str | None = None) -> None:
+    """Start loading the token counter of this base model (as `counter_for_base_model` finds it) on a daemon
+    thread, unless it is loaded, being loaded, or there is none. `counter_for_base_model` later returns it,
+    waiting for the load to end if it has not (a tokenizer is never loaded twice)."""
+    source = _counter_source(base_model_id)
+    if source is None or source in _COUNTERS:
+        return
+    with _PREFETCH_LOCK:
+        running = _PREFETCHING.get(source)
+        if running is not None and running.is_alive():
+            return
+        t = _PREFETCHING[source] = threading.Thread(target=_prefetch, args=(source,), daemon=True,
+                                                    name="token-counter-prefetch")
+    t.start()

@@ -18,6 +18,7 @@ from apps.sources.services.generations import (
     bundle_zip_path,
     generation_estimate,
     generation_get_for,
+    generation_prefetch,
     generation_process,
     generation_start,
     work_dir,
@@ -46,8 +47,9 @@ from apps.sources.services.sources import (
 __all__ = [
     "BUNDLE_ZIP", "FORMAT", "analysis_process", "analysis_start", "base_generation", "bundle_zip_path",
     "can_create", "can_manage", "default_generators", "demo_source", "demo_source_prepare", "estimate",
-    "generation_estimate", "generation_get_for", "generation_process", "generation_start", "generator_names",
-    "latest_analysis", "location_key", "managed_source", "merge_results", "parse_options", "parse_rules",
-    "repo_error", "repo_path", "rules_text", "scan_repos", "source_create", "source_delete", "source_discover",
-    "source_for_location", "source_refresh_archive", "source_update", "work_dir",
+    "generation_estimate", "generation_get_for", "generation_prefetch", "generation_process",
+    "generation_start", "generator_names", "latest_analysis", "location_key", "managed_source", "merge_results",
+    "parse_options", "parse_rules", "repo_error", "repo_path", "rules_text", "scan_repos", "source_create",
+    "source_delete", "source_discover", "source_for_location", "source_refresh_archive", "source_update",
+    "work_dir",
 ]

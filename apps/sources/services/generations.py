@@ -16,6 +16,11 @@ where `generation_process` runs: the worker or the CLI, never a web request.
 4. saving — the base version's kept examples plus the new ones are validated like any upload and written to a
    new version (its job is this job; it turns ready when the job succeeds), the bundle (Together JSONL,
    scenarios JSON, generation-statistics.json, generation-report.json, by-category/) is written and zipped.
+   A kept example is read once from the base version's row and carried over as the datasets' derived versions
+   do: its stored token counts, checks and MinHash signature are reused and its row is copied in the database,
+   so a regeneration after a small commit costs little more than its new examples. The tokenizer starts
+   loading on a background thread when the job starts, overlapping its seconds with the scan and the
+   generators (`generation_prefetch` starts it earlier still: the CLI, before the analysis).
 Any failure or a cancel finishes the job once; the job's hook deletes the unfinished version (and a dataset it
 created), so a failed generation leaves no version behind. Engine errors keep their code (`E_<CODE>`).
 """
@@ -29,6 +34,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import orjson
 from django.conf import settings
 from django.db import transaction
 
@@ -36,7 +42,8 @@ from apps.core.exceptions import Conflict, NotFound
 from apps.core.jobs import services as job_services
 from apps.core.liveness import worker_id
 from apps.datasets.models import Dataset, DatasetVersion
-from apps.datasets.services.versions import Unchanged
+from apps.datasets.validation.pipeline import Carried
+from apps.datasets.validation.tokens import counter_for_base_model, counter_name, counter_prefetch
 from apps.sources import conf
 from apps.sources.models import Generation, JobStatus, Source
 from apps.sources.services import options as opt
@@ -82,6 +89,18 @@ def generation_estimate(*, user, source_id: int, options: dict | None) -> dict:
             "analysis_id": analysis.pk if analysis else None}
 
 
+def _base_model_id(base: Generation | None) -> str | None:
+    """The base model the next version counts tokens with: the base version's (see `_save`)."""
+    version = base.dataset_version if base is not None else None
+    return (version.base_model_id if version is not None else "") or None
+
+
+def generation_prefetch(*, source: Source) -> None:
+    """Start loading the tokenizer that the next generation of `source` will count tokens with, on a background
+    thread (apps.datasets.validation.tokens.counter_prefetch): the CLI overlaps it with the analysis."""
+    counter_prefetch(_base_model_id(base_generation(source)))
+
+
 def generation_start(*, user, source_id: int, options: dict | None = None, inline: bool = False) -> Generation:
     parsed = opt.parse_options(options)
     with transaction.atomic():
@@ -112,9 +131,12 @@ def generation_get_for(*, user, generation_id: int) -> Generation:
 
 # -- process --------------------------------------------------------------------------------------------------
 def _write_json(path: Path, data) -> None:
+    try:  # orjson: a checkpoint holds a whole repository's manifest; the json module only for what orjson refuses
+        raw = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        raw = json.dumps(data, ensure_ascii=False).encode()
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False)
+    tmp.write_bytes(raw)
     os.replace(tmp, path)
 
 
@@ -132,9 +154,11 @@ def _engine_options(opts: dict):
 
 
 def _result_dict(res, commit: str) -> dict:
-    d = res.as_dict() if hasattr(res, "as_dict") else dict(res)
     keep = ("examples", "manifest", "diff", "tasks", "stats", "skipped", "warnings", "test_runs", "duration_s")
-    return {"commit": commit, **{k: d.get(k) for k in keep}}
+    if isinstance(res, dict):
+        return {"commit": commit, **{k: res.get(k) for k in keep}}
+    # the engine's GenerationResult holds plain lists and dicts: no deep copy (dataclasses.asdict) needed
+    return {"commit": commit, **{k: getattr(res, k, None) for k in keep}}
 
 
 def generation_process(*, generation_id: int) -> Generation:
@@ -148,6 +172,7 @@ def generation_process(*, generation_id: int) -> Generation:
     started = time.monotonic()
     try:
         with job_services.job_heartbeat_thread(job_id=job_id, holder=holder):
+            counter_prefetch(_base_model_id(gen.base))  # loads while the scan and the generators run
             _run(gen, job_id, started)
     except engine.RepoError as exc:
         if exc.code == "cancelled":
@@ -206,10 +231,10 @@ def _run(gen: Generation, job_id: int, started: float) -> None:
     # 4. saving
     job_services.job_set_phase(job_id=job_id, phase="saving")
     kept_ids = {i for d in per_repo for i in ((d.get("diff") or {}).get("kept") or [])}
-    kept = list(_kept_examples(base, kept_ids)) if base is not None and kept_ids else []
+    kept = _kept_examples(base, kept_ids) if base is not None and kept_ids else []
     # (the example, what validation gets): a kept example is the base version's row, carried over unchanged
-    # (its stored token counts and checks are reused and its row is copied in the database)
-    entries = [(ex, Unchanged(pk)) for pk, ex in kept] + [(ex, ex) for ex in new_examples]
+    # (its stored token counts, checks and signature are reused and its row is copied in the database)
+    entries = [(c.example, c) for c in kept] + [(ex, ex) for ex in new_examples]
     if not entries:
         raise GenerationFailed(_nothing_message(per_repo), code="E_NO_EXAMPLES")
     order = {r.name: r.position for r in repos}
@@ -269,14 +294,14 @@ def _teach(gen: Generation, examples: list[dict], folder: Path, reporter) -> tup
     return enriched, summary
 
 
-def _kept_examples(base: Generation, ids: set[str]):
-    """(row id, example) of the base version's examples still valid (by `meta.example_id`)."""
+def _kept_examples(base: Generation, ids: set[str]) -> list[Carried]:
+    """The base version's examples still valid (by `meta.example_id`), each read once, as `Carried` examples
+    with the stored figures the new version may reuse (apps.datasets.services.versions.carried_where)."""
+    from apps.datasets.services.versions import carried_where
+
     version = base.dataset_version
-    for e in version.examples.order_by("index").iterator(chunk_size=2000):
-        if (e.meta or {}).get("example_id") in ids:
-            yield e.pk, {"messages": e.messages, "tools": e.tools, "source_file": e.source_file,
-                         "source_line": e.source_line, "category": e.category, "tags": list(e.tags or []),
-                         "meta": dict(e.meta or {})}
+    return list(carried_where(version, counter_name=counter_name(_base_model_id(base)), target=version.target,
+                              meta__example_id__in=sorted(ids)))
 
 
 def _summary(per_repo: list[dict], *, kept: int, new: int, notes: list[str], teacher: dict | None) -> dict:
@@ -311,7 +336,6 @@ def _save(gen: Generation, source: Source, base: Generation | None, entries: lis
           summary: dict, started: float, reporter) -> None:
     from apps.datasets.services.versions import _finish, _new_version, _writer
     from apps.datasets.validation.pipeline import validate_examples
-    from apps.datasets.validation.tokens import counter_for_base_model
 
     final = [ex for ex, _ in entries]
     gen.refresh_from_db()
@@ -347,9 +371,7 @@ def _save(gen: Generation, source: Source, base: Generation | None, entries: lis
             raise engine.RepoError("cancelled", "Stopped on request.")
 
     items = [item for _, item in entries]
-    if parent is not None:
-        items = _carried(parent, items, counter=counter, target=version.target)
-    elif any(isinstance(i, Unchanged) for i in items):
+    if parent is None and any(isinstance(i, Carried) for i in items):
         items = [ex for ex, _ in entries]  # the base version moved to another dataset: validate them afresh
     result = validate_examples(iter(items), fmt=FORMAT, target=version.target, counter=counter,
                                split_ratio=version.split_ratio, base_model_id=version.base_model_id or None,
@@ -360,15 +382,6 @@ def _save(gen: Generation, source: Source, base: Generation | None, entries: lis
     Generation.objects.filter(pk=gen.pk).update(
         manifest={d["repo"].name: d.get("manifest") or {} for d in per_repo}, report=report, summary=summary)
     _finish(version, result)  # ready through this job (apps/sources/jobs.py); failed → the version is deleted
-
-
-def _carried(parent: DatasetVersion, items, *, counter, target: str):
-    """The kept examples (`Unchanged` rows of the base version) resolved as the datasets' derived versions do:
-    the parent's stored figures count only when this pipeline made them the way it makes them now, and their
-    rows are copied in the database (apps.datasets.services.versions.resolve_unchanged)."""
-    from apps.datasets.services.versions import resolve_unchanged
-
-    return resolve_unchanged(parent, items, counter=counter, target=target)
 
 
 def _write_bundle(gen: Generation, final: list[dict], per_repo: list[dict], summary: dict, started: float,

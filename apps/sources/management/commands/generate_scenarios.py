@@ -98,6 +98,7 @@ class Command(BaseCommand):
                                                     name=opts["name"])
                 if not opts["json"]:
                     self.stderr.write(f"Registered source {source.pk} ({source.name}).")
+            services.generation_prefetch(source=source)  # the tokenizer loads while the analysis runs
             analysis = services.analysis_start(user=user, source_id=source.pk, inline=True)
             if analysis.status != JobStatus.SUCCEEDED:
                 self._fail(opts, f"The analysis failed: {analysis.error or analysis.status}", "analysis_failed",
