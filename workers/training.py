@@ -105,7 +105,10 @@ def build_job(run, *, evaluate: bool = True):
     stages = []
     for i, spec in enumerate(stage_specs):
         version = DatasetVersion.objects.get(pk=spec["dataset_version_id"])
-        train, val = services.version_examples(version)
+        if run.method == "dpo":  # preference pairs (workers/engine/dpo)
+            train, val = services.version_preference_pairs(version)
+        else:
+            train, val = services.version_examples(version)
         if not val and len(train) >= 20:  # no validation split: hold a few out (deterministically)
             n = max(2, min(50, len(train) // 20))
             train, val = train[:-n], train[-n:]

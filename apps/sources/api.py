@@ -96,7 +96,7 @@ def source_discover(request, payload: DiscoverIn):
     return services.source_discover(user=request.auth, path=payload.path)
 
 
-@router.post("/sources/demo", response=responses({201: SourceOut}, write=True, inputs=False))
+@router.post("/sources/demo", response=responses({201: SourceOut}, 422, write=True, inputs=False))  # 422: no git checkout
 def source_demo(request):
     """The hub's own git checkout as a sample source (created once per user) with its analysis started."""
     source = services.demo_source(user=request.auth)

@@ -23,8 +23,8 @@ _FIELD_MAP = {"dataset_version_id": "dataset_version", "dataset_id": "dataset_ve
 
 # the run's own inputs that apply to some methods / backends only: name -> (methods, backends)
 _CONTEXT_FIELDS = {
-    "base_model": (("lora", "full"), ("local",)),
-    "parent_version": (("lora", "full"), ("local",)),
+    "base_model": (("lora", "full", "dpo"), ("local",)),
+    "parent_version": (("lora", "full", "dpo"), ("local",)),
     "remote_model": (("lora", "full"), ("together",)),
 }
 FORM_ROWS: tuple[Hyperparameter, ...] = tuple(spec for spec in TABLE if spec.in_form)
@@ -131,7 +131,8 @@ class RunForm(forms.Form):
                         k: _shown(hp[k]) for k in self.PLACEHOLDER_FIELDS if k in hp}
         self.defaults_table = table
         self.parent_base_models = {str(m.pk): m.base_model_id or "" for m in model_versions}
-        local = run_default_hyperparameters(method="scratch") | run_default_hyperparameters(method="lora")
+        local = (run_default_hyperparameters(method="scratch") | run_default_hyperparameters(method="dpo")
+                 | run_default_hyperparameters(method="lora"))
         for spec in FORM_ROWS:
             if spec.widget == "select" and spec.name in local:
                 field = self.fields[spec.name]

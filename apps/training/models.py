@@ -17,6 +17,7 @@ class TrainingRun(models.Model):
         LORA = "lora"
         FULL = "full"
         SCRATCH = "scratch"
+        DPO = "dpo", "DPO"  # preference pairs: a LoRA adapter trained to prefer the chosen answers
 
     class Backend(models.TextChoices):
         LOCAL = "local"

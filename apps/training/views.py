@@ -74,6 +74,8 @@ def run_new_view(request):
     for key in ("dataset_version", "parent_version"):  # preselects only: the form validates what is posted
         if is_id(request.GET.get(key)):
             initial[key] = int(request.GET[key])
+    if request.GET.get("method") in TrainingRun.Method.values:  # e.g. ?method=dpo&dataset_version=N
+        initial["method"] = request.GET["method"]
     default = next((b for b in choices["base_models"] if b.is_default), None)
     if default:
         initial["base_model"] = default.pk
@@ -89,6 +91,7 @@ def run_detail_view(request, run_id: int):
     best = selectors.best_checkpoint(run)
     summary = run.summary or {}
     curves = charts.run_curves(run)
+    preference = charts.preference_curves(run)  # DPO runs: rewards, margins, accuracy
     ctx = {
         "run": run,
         "summary": summary,
@@ -96,6 +99,9 @@ def run_detail_view(request, run_id: int):
         "evaluation": summary.get("evaluation") or {},
         "curves": curves,
         "loss_chart_svg": charts.loss_chart_svg(curves),
+        "preference": preference,
+        "preference_svgs": charts.preference_chart_svgs(preference) if preference else None,
+        "pref": charts.preference_stats(summary),
         "config": charts.run_config(run),
         "checkpoints": checkpoints,
         "best": best,

@@ -101,6 +101,8 @@
     if (live) window.hubLivePoints += tx.length + ex.length;
   }
   function handle(event, p) {
+    // other charts of the page (a DPO run's preference charts, static/js/run_preference.js) follow the same stream
+    document.dispatchEvent(new CustomEvent("hub:run-event", {detail: {event: event, payload: p}}));
     if (event === "snapshot") {
       setStatus(p.status); setQueuePosition(p.status, p.queue_position); setPhase(p.phase, p.status); setTimes(p);
       setSummary(p.summary, p);

@@ -5,7 +5,8 @@
 - `lifecycle`: what the worker and the reconciler call — enqueue, claim, resume point, progress,
   heartbeat, should_stop, checkpoints, succeed / fail / cancelled, reconcile after a crash;
 - `estimates`: every before-launch estimate (tokens, steps, time, price) and the throughput history;
-- `hyperparameters`: validation and defaults of a run's hyperparameters.
+- `hyperparameters`: validation and defaults of a run's hyperparameters;
+- `preferences`: a dataset version's preference pairs (DPO runs) and whether it holds only pairs.
 
 Callers import this package (`from apps.training import services; services.run_create(...)`): the names
 below are its public surface. Actors are queued and events broadcast only after commit."""
@@ -42,6 +43,7 @@ from apps.training.services.lifecycle import (
     run_should_stop,
     run_succeed,
 )
+from apps.training.services.preferences import preference_problem, version_preference_pairs
 from apps.training.services.runs import (
     checkpoint_promote,
     run_create,
@@ -52,9 +54,10 @@ from apps.training.services.runs import (
 
 __all__ = [
     "CONTINUE_LR_FACTOR", "DEFAULT_LR", "DEFAULT_TOKENS_PER_S", "HEARTBEAT_STALE_S", "LR_SCHEDULERS",
-    "checkpoint_promote", "checkpoint_record", "dataset_estimates", "remote_run_estimate", "run_claim",
+    "checkpoint_promote", "checkpoint_record", "dataset_estimates", "preference_problem", "remote_run_estimate", "run_claim",
     "run_create", "run_default_hyperparameters", "run_enqueue", "run_estimate", "run_fail", "run_heartbeat",
     "run_job_id", "run_mark_cancelled", "run_output_dir", "run_progress_record", "run_reconcile", "run_relaunch",
     "run_request_cancel", "run_resume_point", "run_send", "run_set_phase", "run_should_stop", "run_succeed",
     "throughput_for_parameters", "token_lengths", "tokens_per_second", "version_examples",
+    "version_preference_pairs",
 ]

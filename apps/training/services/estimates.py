@@ -6,8 +6,10 @@ time/price table a dataset version's page shows. Time comes from `tokens_per_sec
 median non-padding tokens/s the last succeeded local runs on that base model measured
 (`summary["tokens_per_s"]`); without history, DEFAULT_TOKENS_PER_S (LoRA on SmolLM2-135M on 2 CPU cores:
 bench/bench_train.py measured 169 tokens/s on a quiet machine, 34 under heavy load) scaled by parameter
-count (`throughput_for_parameters`). Token counts come from the counts the datasets import stored when
-they were made with the run's tokenizer, else from tokenizing now (`token_lengths`), else chars/3.5.
+count (`throughput_for_parameters`); DPO runs use their own history (else the supervised one's ×
+DPO_THROUGHPUT_FACTOR). Token counts come from the counts the datasets import stored when they were made
+with the run's tokenizer, else from tokenizing now (`token_lengths`), else chars/3.5; a DPO run's from its
+pairs, chosen and rejected sequence both (services/preferences.py).
 Prices: Together's rule is `apps.training.backends.together.estimate_cost`. Reads only; writes nothing."""
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from functools import lru_cache
 from typing import Any
 
 DEFAULT_TOKENS_PER_S = 160.0  # LoRA, SmolLM2-135M, 2 CPU cores (bench/bench_train.py)
+# DPO processes each pair's chosen and rejected sequence with a forward and backward pass plus the
+# reference's forward (no gradients): with LoRA about 6·N FLOPs per token against a supervised step's 4·N
+DPO_THROUGHPUT_FACTOR = 4 / 6
 _REFERENCE_PARAMS = 135_000_000
 _HISTORY = 10
 
@@ -29,25 +34,38 @@ def throughput_for_parameters(params: int | None) -> float:
     return DEFAULT_TOKENS_PER_S * min(50.0, max(0.01, _REFERENCE_PARAMS / max(params, 1)))
 
 
-def tokens_per_second(base_model_id: str | None) -> float:
-    """Throughput measured on this device by earlier runs on that base model (else the default)."""
+def tokens_per_second(base_model_id: str | None, *, method: str | None = None) -> float:
+    """Throughput measured on this device by earlier runs on that base model (else the default). DPO runs
+    and supervised runs are measured apart (method "dpo": the DPO runs' history, else the supervised one's
+    times DPO_THROUGHPUT_FACTOR)."""
     from apps.registry.models import BaseModel
     from apps.training.models import TrainingRun
 
     qs = TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, backend=TrainingRun.Backend.LOCAL)
     if base_model_id:
         qs = qs.filter(base_model_id=base_model_id)
+    dpo = TrainingRun.Method.DPO
+    if method == dpo:
+        measured = _measured(qs.filter(method=dpo))
+        return measured if measured else tokens_per_second(base_model_id) * DPO_THROUGHPUT_FACTOR
+    qs = qs.exclude(method=dpo)
+    measured = _measured(qs)
+    if measured:
+        return measured
+    params = None
+    if base_model_id:
+        params = BaseModel.objects.filter(pk=base_model_id).values_list("parameters", flat=True).first()
+    return throughput_for_parameters(params)
+
+
+def _measured(qs) -> float | None:
+    """The median tokens/s of the last runs in `qs` (None without any)."""
     measured = []
     for summary in qs.order_by("-finished_at").values_list("summary", flat=True)[:_HISTORY]:
         value = (summary or {}).get("tokens_per_s")
         if isinstance(value, (int, float)) and value > 0:
             measured.append(float(value))
-    if measured:
-        return float(statistics.median(measured))
-    params = None
-    if base_model_id:
-        params = BaseModel.objects.filter(pk=base_model_id).values_list("parameters", flat=True).first()
-    return throughput_for_parameters(params)
+    return float(statistics.median(measured)) if measured else None
 
 
 def version_examples(version) -> tuple[list[dict], list[dict]]:
@@ -141,7 +159,12 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
     total_steps, total_tokens, processed, too_long, longest = 0, 0, 0.0, 0, 0
     sources = set()
     for version, stage_hp in stages:
-        st = _token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
+        if method == "dpo":  # pairs: the chosen and the rejected sequence both count
+            from apps.training.services.preferences import preference_token_stats
+
+            st = preference_token_stats(version, tokenizer_path=tokenizer_path, max_len=max_len)
+        else:
+            st = _token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
         sources.add(st["source"])
         too_long += st["too_long"]
         longest = max(longest, st["longest"])
@@ -159,7 +182,7 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
         params = count_parameters(hp.get("size", "nano"), int(hp.get("vocab_size", 2000)))
         tps = throughput_for_parameters(params)
     else:
-        tps = tokens_per_second(base_model.pk if base_model is not None else None)
+        tps = tokens_per_second(base_model.pk if base_model is not None else None, method=method)
         if base_model is not None:
             params = base_model.parameters
     if method == "full" and params:

@@ -22,7 +22,8 @@ from apps.training.models import Checkpoint, TrainingRun
 from apps.training.selectors import can_change
 from apps.training.services.estimates import remote_run_estimate, run_estimate
 from apps.training.services.hyperparameters import _add, _clean_hyperparameters, _clean_remote_hyperparameters
-from apps.training.services.lifecycle import run_enqueue, run_send
+from apps.training.services.lifecycle import ADAPTER_METHODS, run_enqueue, run_send
+from apps.training.services.preferences import preference_problem
 
 
 def _dataset_version(*, dataset_version_id=None, dataset_id=None, field="dataset_version_id"):
@@ -95,10 +96,19 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
             _add(errors, "parent_version_id", "This model version has no weights on disk to continue from.")
         elif method == "scratch":
             _add(errors, "method", "Continued training uses method lora or full, not scratch.")
+        elif parent.kind == ModelVersion.Kind.FULL and method == "dpo":
+            _add(errors, "method", "DPO trains a LoRA adapter on a base model: continue an adapter version "
+                                   "(or start from a base model), not a full-weights version.")
         elif parent.kind == ModelVersion.Kind.FULL and method != "full":
             _add(errors, "method", "A full-weights version is continued with method full.")
-        elif parent.kind == ModelVersion.Kind.ADAPTER and method != "lora":
-            _add(errors, "method", "An adapter version is continued with method lora.")
+        elif parent.kind == ModelVersion.Kind.ADAPTER and method not in ("lora", "dpo"):
+            _add(errors, "method", "An adapter version is continued with method lora (or trained on preference "
+                                   "pairs with method dpo).")
+    if method == "dpo" and backend == TrainingRun.Backend.TOGETHER:
+        _add(errors, "backend", "Preference training (dpo) runs on the local backend.")
+    if method == "dpo" and stages:
+        _add(errors, "stages", "Multi-stage pipelines use methods lora, full or scratch; a DPO run has one "
+                               "preference dataset.")
 
     bm = None
     if backend == TrainingRun.Backend.TOGETHER:
@@ -172,7 +182,7 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
         except ValidationFailed as exc:
             errors.extend(exc.errors)
         else:
-            problem = _version_problem(v)
+            problem = _version_problem(v) or (preference_problem(v) if method == "dpo" else None)
             if problem:
                 _add(errors, "dataset_version_id", problem)
             stage_specs.append((v, {}))
@@ -328,7 +338,7 @@ def checkpoint_promote(*, user, checkpoint_id: int | None = None, run_id: int | 
     src = settings.ARTIFACT_ROOT / ckpt.path
     if ckpt.deleted or not src.is_dir():
         raise ValidationFailed("That checkpoint is no longer on disk.", field="checkpoint_id")
-    kind = ModelVersion.Kind.ADAPTER if run.method == TrainingRun.Method.LORA else ModelVersion.Kind.FULL
+    kind = ModelVersion.Kind.ADAPTER if run.method in ADAPTER_METHODS else ModelVersion.Kind.FULL
     with tempfile.TemporaryDirectory(dir=settings.ARTIFACT_ROOT) as tmp:
         weights = Path(tmp) / "w"
         shutil.copytree(src, weights, ignore=_NOT_WEIGHTS)

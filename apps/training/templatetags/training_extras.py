@@ -19,3 +19,12 @@ def human_count(value):
         if n >= div:
             return f"{n / div:.1f}{unit} ({int(n):,})"
     return f"{int(n)}"
+
+
+@register.filter
+def percent(value):
+    """A share 0..1 as a whole percentage ("83 %"); empty for anything else."""
+    try:
+        return f"{float(value) * 100:.0f} %"
+    except (TypeError, ValueError):
+        return ""

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-METHODS = ("lora", "full", "scratch")
+METHODS = ("lora", "full", "scratch", "dpo")  # dpo: preference pairs, a LoRA adapter (workers/engine/dpo)
 BACKENDS = ("local", "together")
-BACKEND_METHODS = {"local": METHODS, "together": ("lora", "full")}  # Together cannot train from scratch
+# Together cannot train from scratch; preference training (dpo) runs locally
+BACKEND_METHODS = {"local": METHODS, "together": ("lora", "full")}
 CONTINUE_LR_FACTOR = 0.5  # continued training starts gentler than a fresh run
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 # keys of the hyperparameters object that are options of the run, not hyperparameters (run_create owns them)
@@ -25,6 +26,7 @@ GROUPS = (
     ("basics", "Basics"),
     ("optimizer", "Optimizer"),
     ("lora", "LoRA"),
+    ("preference", "Preference (DPO)"),
     ("scratch", "From scratch"),
     ("evaluation", "Evaluation"),
     ("advanced", "Checkpoints and advanced"),

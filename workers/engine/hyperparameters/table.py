@@ -21,6 +21,8 @@ from workers.engine.hyperparameters.schema import (
 )
 from workers.engine.tiny import NAMED_SIZES
 
+DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge")  # TRL DPOConfig.loss_type values offered
+
 
 def _join_modules(value: Any) -> str:
     return ",".join(str(m) for m in value) if isinstance(value, (list, tuple)) else value
@@ -42,7 +44,7 @@ TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "learning_rate", "float", "Learning rate",
         "Peak learning rate; the default depends on the method and is halved when continuing a model version.",
-        "basics", default={"lora": 2e-4, "full": 2e-5, "scratch": 1e-3}, continuing_factor=CONTINUE_LR_FACTOR,
+        "basics", default={"lora": 2e-4, "full": 2e-5, "scratch": 1e-3, "dpo": 5e-5}, continuing_factor=CONTINUE_LR_FACTOR,
         bounds=Bounds(0, 1, min_exclusive=True), backends=BACKENDS,
         together=Together("learning_rate", default=1e-5)),
     Hyperparameter(
@@ -78,27 +80,37 @@ TABLE: tuple[Hyperparameter, ...] = (
     # -- LoRA
     Hyperparameter(
         "lora_r", "int", "LoRA rank (r)", "Rank of the adapter matrices; at most the model's hidden size.", "lora",
-        default=8, methods=("lora",), bounds=Bounds(1, 4096), backends=BACKENDS, model_limit="hidden_size",
+        default=8, methods=("lora", "dpo"), bounds=Bounds(1, 4096), backends=BACKENDS, model_limit="hidden_size",
         limit_message="lora_r ({value}) cannot exceed the model's hidden size ({limit}).",
         together=Together("lora_r", section="training_type", bounds=Bounds(1, None), default=8)),
     Hyperparameter(
         "lora_alpha", "int", "LoRA alpha", "Adapter scaling (alpha / r).", "lora",
-        default=16, methods=("lora",), bounds=Bounds(1, 65536), backends=BACKENDS,
+        default=16, methods=("lora", "dpo"), bounds=Bounds(1, 65536), backends=BACKENDS,
         together=Together("lora_alpha", section="training_type", type="float",
                           bounds=Bounds(0, None, min_exclusive=True),
                           default=lambda section: 2 * section.get("lora_r", 8), transform=_int_if_whole)),
     Hyperparameter(
         "lora_dropout", "float", "LoRA dropout", "Dropout on the adapter's input.", "lora",
-        default=0.05, methods=("lora",), bounds=Bounds(0, 0.9), backends=BACKENDS,
+        default=0.05, methods=("lora",), bounds=Bounds(0, 0.9), backends=BACKENDS,  # DPO runs without dropout
         together=Together("lora_dropout", section="training_type", bounds=Bounds(0, 1, max_exclusive=True),
                           default=0.0)),
     Hyperparameter(
         "target_modules", "modules", "LoRA target modules",
         "Modules that get adapters: all-linear, or names separated by commas (q_proj,v_proj).", "lora",
-        default="all-linear", methods=("lora",), backends=BACKENDS,
+        default="all-linear", methods=("lora", "dpo"), backends=BACKENDS,
         invalid="A comma-separated string or a list of module names.", example="q_proj,v_proj",
         together=Together("lora_trainable_modules", section="training_type", aliases=("lora_target_modules",),
                           default="all-linear", transform=_join_modules)),
+    # -- preference training (DPO, on TRL's DPOTrainer)
+    Hyperparameter(
+        "beta", "float", "DPO beta",
+        "How far the trained model may move from the reference: higher keeps it closer. The rewards are "
+        "beta × log(policy / reference) of each answer.", "preference",
+        default=0.1, methods=("dpo",), bounds=Bounds(0, 100, min_exclusive=True)),
+    Hyperparameter(
+        "loss_type", "choice", "Preference loss",
+        "sigmoid: DPO; ipo: IPO (squared, length-normalised; beta is its regulariser); hinge: SLiC.", "preference",
+        default="sigmoid", methods=("dpo",), choices=DPO_LOSS_TYPES, invalid="Choose one of {choices}."),
     # -- from scratch
     Hyperparameter(
         "size", "choice", "Model size", "Named size of the new model (see the table of sizes).", "scratch",

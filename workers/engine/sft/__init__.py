@@ -18,7 +18,9 @@ Steps are numbered globally across stages so the loss curve is one line.
 The package, by concern: `job` (Job, Stage, defaults, steps, errors), `devices` (device, memory, threads,
 agreement between ranks), `models` (the model a stage trains, the from-scratch base), `checkpoints` (on
 disk: newest complete, resume a finished stage), `progress` (the Trainer callback: metrics, phases, stop),
-`loop` (run_training). Import from the package: the names below are its public surface.
+`recipe` (what a method does differently: its data, model, Trainer and metrics; preference training's
+recipe is workers.engine.dpo), `loop` (run_training, for every local method). Import from the package: the
+names below are its public surface.
 """
 from workers.engine.sft.checkpoints import latest_checkpoint
 from workers.engine.sft.devices import device_info, memory_mb

@@ -38,7 +38,7 @@ class Stage:
 
 @dataclass
 class Job:
-    method: str  # lora | full | scratch
+    method: str  # lora | full | scratch | dpo (examples are then preference pairs: workers.engine.dpo)
     output_dir: Path
     stages: list[Stage]
     hp: dict

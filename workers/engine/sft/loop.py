@@ -4,7 +4,9 @@ stage's weights, resumed after a crash from the newest complete checkpoint. Know
 Contract: see the package (workers/engine/sft/__init__.py) for the output layout, the phases and the
 callbacks. `run_training(job, report=, should_stop=, on_checkpoint=)` returns the result dict (stages,
 device, total_steps, stopped / stopped_at, final_dir, final_loss, eval_loss, perplexity, memory,
-evaluation) and raises TrainingOOM, with advice, on out-of-memory."""
+evaluation; DPO adds `preference`) and raises TrainingOOM, with advice, on out-of-memory. Every local
+method runs through this loop; what a method does differently (its data, model, Trainer and metrics) is
+its recipe (sft/recipe.py; DPO's in workers/engine/dpo)."""
 from __future__ import annotations
 
 import json
@@ -16,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from workers.engine.data import PadCollator, tokenize_examples
 from workers.engine.sft.checkpoints import last_loss, latest_checkpoint, load_trained, trained_steps
 from workers.engine.sft.devices import agree, device_info, memory_mb, setup_threads
 from workers.engine.sft.job import Job, StoppedByRequest, TrainingOOM, steps_for
-from workers.engine.sft.models import scratch_prepare, stage_model
+from workers.engine.sft.models import scratch_prepare
 from workers.engine.sft.progress import make_callback, perplexity
+from workers.engine.sft.recipe import recipe_for
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +52,11 @@ def _oom_advice(job: Job, exc: BaseException) -> str:
 
 def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
     import torch
-    from transformers import AutoTokenizer, PrinterCallback, Trainer, TrainingArguments
+    from transformers import AutoTokenizer, PrinterCallback
 
     setup_threads()
     hp = job.hp
+    recipe = recipe_for(job.method)  # what the method does differently (data, model, trainer, metrics)
     job.output_dir = Path(job.output_dir)
     job.output_dir.mkdir(parents=True, exist_ok=True)
     dev = device_info()
@@ -68,10 +71,10 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
     # Tokenize every stage up front: total steps are known for ETA and the curve.
     prepared = []
     for st in job.stages:
-        train_ds, stats = tokenize_examples(tokenizer, st.train, max_len=max_len)
+        train_ds, stats = recipe.tokenize(tokenizer, st.train, max_len=max_len)
         if len(train_ds) == 0:
-            raise ValueError("No example has an assistant turn to train on (all weight 0 or empty).")
-        val_ds, _ = tokenize_examples(tokenizer, st.validation, max_len=max_len) if st.validation else (None, None)
+            raise ValueError(recipe.empty_message)
+        val_ds, _ = recipe.tokenize(tokenizer, st.validation, max_len=max_len) if st.validation else (None, None)
         prepared.append((train_ds, val_ds, stats, steps_for(len(train_ds), hp, st)))
     total_steps = sum(p[3] for p in prepared)
 
@@ -90,12 +93,12 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
             continue
         latest = latest_checkpoint(stage_dir)
         resume = str(latest) if latest else None  # after a crash: continue the curve
-        model = stage_model(job, i, start_from)
+        model = recipe.model(job, i, start_from)
         on_cuda = dev["device"] == "cuda"
         has_val = val_ds is not None and len(val_ds) > 0
         save_steps = max(1, int(hp["save_steps"]))
         eval_steps = int(hp.get("eval_steps") or 0) or save_steps
-        args = TrainingArguments(
+        args = dict(
             output_dir=str(stage_dir),
             max_steps=steps,
             per_device_train_batch_size=int(hp["batch_size"]),
@@ -129,12 +132,9 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
         )
         cb = make_callback(report, should_stop, on_checkpoint, step_offset=step_offset, total_steps=total_steps,
                            effective_batch=int(hp["batch_size"]) * int(hp["grad_accum"]) * max(1, dev["count"]),
-                           stage_index=i)
-        trainer = Trainer(
-            model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds if has_val else None,
-            data_collator=PadCollator(tokenizer.pad_token_id, 8 if on_cuda else None),
-            processing_class=tokenizer, callbacks=[cb],
-        )
+                           stage_index=i, metric_keys=recipe.metric_keys, lm_loss=recipe.lm_loss)
+        trainer = recipe.trainer(job, model=model, args=args, train_ds=train_ds, val_ds=val_ds if has_val else None,
+                                 tokenizer=tokenizer, callback=cb, on_cuda=on_cuda)
         trainer.remove_callback(PrinterCallback)  # progress goes through `report`, not stdout
         t0 = time.perf_counter()
         if latest is not None and trained_steps(latest) >= steps:
@@ -154,6 +154,7 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
             "stage": i, "steps": steps, "train_loss": train_loss,
             "final_loss": last_loss(trainer), "seconds": round(elapsed, 2),
             "tokens": stats["tokens"], "trained_tokens": stats["trained_tokens"], "truncated": stats["truncated"],
+            **recipe.stage_summary(trainer),
         }
         # the trained weights are written before the evaluation, so a cancel during it keeps them
         report(step_offset + steps, {"kind": "phase", "phase": "saving", "stage": i})
@@ -178,7 +179,9 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
                 result["stopped_at"] = step_offset + trainer.state.global_step
                 break
             stage_result["eval_loss"] = float(ev["eval_loss"])
-            stage_result["perplexity"] = perplexity(stage_result["eval_loss"])
+            if recipe.lm_loss:
+                stage_result["perplexity"] = perplexity(stage_result["eval_loss"])
+            stage_result.update(recipe.eval_summary(ev))
         if main:
             (stage_dir / "DONE").write_text(json.dumps(stage_result))
         trainer.accelerator.wait_for_everyone()
@@ -194,7 +197,11 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
     result["final_loss"] = last.get("final_loss")
     if last.get("eval_loss") is not None:
         result["eval_loss"] = last["eval_loss"]
-        result["perplexity"] = last["perplexity"]
+        if last.get("perplexity") is not None:
+            result["perplexity"] = last["perplexity"]
+    for key in recipe.result_keys:  # what a method adds (DPO: the last rewards, training and validation)
+        if last.get(key):
+            result[key] = last[key]
     result["memory"] = memory_mb()
     if trainer is not None and not trainer.is_world_process_zero():
         return result

@@ -3,9 +3,9 @@ adapter added or continued, and, for method "scratch", a tokenizer and a randoml
 once. Knows nothing of Django.
 
 Contract: `load_causal_lm(path, trainable_base=)` loads a causal LM (frozen bases in bf16/fp16 on CUDA,
-trained weights in fp32); `stage_model(job, stage_index, start_from)` is the model to train in a stage
-(`start_from`: the previous stage's final folder); `scratch_prepare(job)` builds `scratch-base/` under
-the job's output dir (idempotent) and returns its path."""
+trained weights in fp32); `lora_config(hp)` is the adapter's peft config; `stage_model(job, stage_index,
+start_from)` is the model to train in a stage (`start_from`: the previous stage's final folder);
+`scratch_prepare(job)` builds `scratch-base/` under the job's output dir (idempotent) and returns its path."""
 from __future__ import annotations
 
 import os
@@ -32,7 +32,8 @@ def load_causal_lm(path: str, *, trainable_base: bool = False):
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
-def _lora_config(hp: dict):
+def lora_config(hp: dict):
+    """The peft LoraConfig of a job's hyperparameters (lora_r, lora_alpha, lora_dropout, target_modules)."""
     from peft import LoraConfig
 
     targets = hp.get("target_modules") or "all-linear"
@@ -52,7 +53,7 @@ def stage_model(job: Job, stage_index: int, start_from: str | None):
         if adapter:
             model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
         else:
-            model = get_peft_model(model, _lora_config(job.hp))
+            model = get_peft_model(model, lora_config(job.hp))
     else:  # full / scratch: start_from is a full model folder
         model = load_causal_lm(start_from or job.base_model_path, trainable_base=True)
     if job.hp.get("gradient_checkpointing"):

@@ -3,10 +3,12 @@ checkpoints, and honours a cooperative stop after every optimizer step (and duri
 Knows nothing of Django.
 
 Contract: `make_callback(report, should_stop, on_checkpoint, step_offset=, total_steps=,
-effective_batch=, stage_index=)` returns a transformers TrainerCallback. It calls `report(step, metrics)`
-with steps numbered globally across stages: {"kind": "phase", "phase": "training"} and {"kind": "resume"}
-at the start, {"kind": "train", loss, learning_rate, grad_norm, tokens_per_s, eta_s, ...} per logged step,
-{"kind": "eval", eval_loss, perplexity} per evaluation; `on_checkpoint(step, path, metrics)` per save.
+effective_batch=, stage_index=, metric_keys=, lm_loss=)` returns a transformers TrainerCallback. It calls
+`report(step, metrics)` with steps numbered globally across stages: {"kind": "phase", "phase": "training"}
+and {"kind": "resume"} at the start, {"kind": "train", loss, learning_rate, grad_norm, tokens_per_s, eta_s,
+...} per logged step, {"kind": "eval", eval_loss, perplexity} per evaluation (both with a method's
+`metric_keys`, e.g. DPO's rewards/margins; no perplexity when the loss is not a language-model loss);
+`on_checkpoint(step, path, metrics)` per save.
 When should_stop() turns true it asks the Trainer to save and stop (`.stopped` is then True); once
 `.post_training` is set, a stop raises StoppedByRequest from inside the evaluation."""
 from __future__ import annotations
@@ -20,8 +22,14 @@ from workers.engine.sft.job import StoppedByRequest
 
 
 def make_callback(report, should_stop, on_checkpoint, *, step_offset: int, total_steps: int, effective_batch: int,
-                  stage_index: int):
+                  stage_index: int, metric_keys: tuple[str, ...] = (), lm_loss: bool = True):
+    """`metric_keys`: logged metrics a method adds (DPO's rewards/margins, ...), reported under the same
+    names in train points and, from `eval_<key>`, in eval points; `lm_loss`: the loss is a language-model
+    loss (eval points then carry its perplexity)."""
     from transformers import TrainerCallback
+
+    def extra(logs: dict, prefix: str = "") -> dict:
+        return {key: float(logs[prefix + key]) for key in metric_keys if logs.get(prefix + key) is not None}
 
     class HubCallback(TrainerCallback):
         def __init__(self):
@@ -58,8 +66,10 @@ def make_callback(report, should_stop, on_checkpoint, *, step_offset: int, total
             step = step_offset + state.global_step
             if "eval_loss" in logs:
                 self.last_eval_loss = float(logs["eval_loss"])
-                report(step, {"kind": "eval", "eval_loss": self.last_eval_loss,
-                              "perplexity": perplexity(self.last_eval_loss), "stage": stage_index})
+                point = {"kind": "eval", "eval_loss": self.last_eval_loss, "stage": stage_index}
+                if lm_loss:
+                    point["perplexity"] = perplexity(self.last_eval_loss)
+                report(step, {**point, **extra(logs, "eval_")})
                 return
             if "loss" not in logs:
                 return
@@ -81,6 +91,7 @@ def make_callback(report, should_stop, on_checkpoint, *, step_offset: int, total
                 "tokens_seen": int(state.num_input_tokens_seen or 0),
                 "stage": stage_index,
                 "total_steps": total_steps,
+                **extra(logs),
             }
             metrics.update(memory_mb())
             report(step, metrics)
