@@ -126,6 +126,9 @@ INSTALLED_APPS = [
     "apps.traffic",  # proxy traffic: Requests page, capture rules, traffic -> datasets, proxy health
     "apps.review",  # team review: tasks, queue, decisions, agreement (issue 9)
     "apps.sources",  # code sources: analysis, scenario generation, incremental regeneration (issue 10)
+    "apps.arena",  # blind arenas: votes, win rates, Bradley–Terry, preference export (issue 11)
+    "apps.monitoring",  # per-minute traffic roll-ups, worker health, alert rules and alerts (issue 11)
+    "apps.experiments",  # online experiments, canary rollouts, feedback (issue 11)
     "workers",
 ]
 

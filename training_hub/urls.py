@@ -19,5 +19,8 @@ urlpatterns = [
     path("proxy/", include("apps.proxy.pages_urls")),  # providers and alias chains (issue 8)
     path("traffic/", include("apps.traffic.urls")),
     path("sources/", include("apps.sources.urls")),  # code sources → training scenarios (issue 10)
+    path("arenas/", include("apps.arena.urls")),  # blind arenas: votes, results, preference export (issue 11)
+    path("monitoring/", include("apps.monitoring.urls")),  # traffic plots, worker health, alerts (issue 11)
+    path("experiments/", include("apps.experiments.urls")),  # online experiments, canary rollouts (issue 11)
     path("", include("apps.core.urls")),
 ]

@@ -20,7 +20,10 @@ Contract (README, "Fallback chains"):
   `none`), `x-hub-fallback` (true/false), `x-hub-upstream-ms` (waiting on upstreams, every attempt, until the
   answer began) and `x-hub-overhead-ms` (the hub's own time until then).
 - A warm request touches no database: plans are cached per process until invalidation.ROUTES (deploys,
-  provider and chain edits) or "*" (the listener reconnected).
+  provider and chain edits, experiments started or ended) or "*" (the listener reconnected).
+- While an experiment or canary runs on the alias (apps.experiments), the cached plan carries its split and
+  the caller's sticky arm is picked per request by hashing (no I/O); the call is logged with `experiment_id`
+  and `arm`, and its answer carries `x-hub-arm: <experiment id>/<arm>`.
 Where: the loop over targets is apps/proxy/fallback.py, one target's call apps/proxy/upstream.py, the
 Anthropic-to-Anthropic passthrough apps/proxy/native.py, plans apps/proxy/selectors.py + routing.py, breakers
 apps/proxy/breaker.py. No database writes here: the request log is queued after the response
@@ -44,6 +47,7 @@ from django.http.request import RawPostDataException
 from apps.accounts import key_cache
 from apps.accounts.auth import bearer_token
 from apps.core import invalidation
+from apps.experiments import assign
 from apps.proxy import breaker, fallback, limits, native, selectors, services, upstream
 from apps.proxy.errors import ProxyError, anthropic_error_response, json_response, openai_error_response
 from apps.proxy.routing import Plan, Route
@@ -87,6 +91,9 @@ class Call:
     response_body: dict = field(default_factory=dict)
     error: str = ""
     logged: bool = False
+    experiment_id: int | None = None  # the experiment whose arm serves the call (apps.experiments.assign)
+    arm: str = ""
+    unit: str = ""  # the sticky unit, hashed
 
     def mark_first_token(self):
         if self.ttft_ms is None:
@@ -134,6 +141,7 @@ class Call:
             "tools_dropped": self.tools_dropped,
             "request": services.trim(self.request_body), "response": services.trim(self.response_body),
             "error": self.error[:2000], "started_at": self.started_at,
+            "experiment_id": self.experiment_id, "arm": self.arm, "unit": self.unit,
         })
 
 
@@ -143,9 +151,12 @@ def _int_or_none(v):
 
 def hub_headers(call: Call) -> dict:
     """Who served the call, whether a fallback did, and where the time went (until the answer began)."""
-    return {"x-hub-served-by": call.served.label if call.served else "none",
-            "x-hub-fallback": "true" if call.fallback else "false",
-            "x-hub-upstream-ms": f"{call.upstream_ms:.1f}", "x-hub-overhead-ms": f"{call.overhead_ms:.1f}"}
+    out = {"x-hub-served-by": call.served.label if call.served else "none",
+           "x-hub-fallback": "true" if call.fallback else "false",
+           "x-hub-upstream-ms": f"{call.upstream_ms:.1f}", "x-hub-overhead-ms": f"{call.overhead_ms:.1f}"}
+    if call.arm:
+        out["x-hub-arm"] = f"{call.experiment_id}/{call.arm}"
+    return out
 
 
 # --- hot-path caches -----------------------------------------------------------------------------
@@ -220,8 +231,10 @@ def parse_json(request) -> dict:
     return body
 
 
-async def resolve_plan(call: Call, name: str, *, anthropic: bool = False) -> Plan:
-    """The plan for a requested name (cached); 404 model_not_found when it names nothing."""
+async def resolve_plan(call: Call, name: str, *, anthropic: bool = False, headers=None) -> Plan:
+    """The plan for a requested name (cached); 404 model_not_found when it names nothing. While an experiment
+    runs on the alias, the plan of the arm the caller sticks to (by its key, user or session `headers`: see
+    apps.experiments.assign), chosen from the cached split: no database, a few microseconds."""
     call.model_requested = name
     key = (name, anthropic, settings.HUB_INFERENCE_URL, settings.TOGETHER_BASE_URL, settings.TOGETHER_API_KEY,
            settings.HUB_PROXY_TIMEOUT_S)
@@ -236,10 +249,23 @@ async def resolve_plan(call: Call, name: str, *, anthropic: bool = False) -> Pla
     if plan is None:
         raise ProxyError(404, f"The model `{name}` does not exist or you do not have access to it.",
                          param="model", code="model_not_found")
+    if plan.split is not None:
+        plan = _arm_plan(call, plan, headers)
     call.plan = plan
     if plan.targets:
         call.route = plan.targets[0]
     return plan
+
+
+def _arm_plan(call: Call, plan: Plan, headers=None) -> Plan:
+    split = plan.split
+    unit, _ = assign.sticky_unit(split.sticky_by, key_id=getattr(call.key, "id", None), user_id=call.user_id,
+                                 body=call.request_body, headers=headers, request_id=call.request_id)
+    arm = split.pick(unit)
+    if arm is None:
+        return plan
+    call.experiment_id, call.arm, call.unit = split.experiment_id, arm.name, assign.unit_hash(split.sticky_by, unit)
+    return arm.plan
 
 
 async def resolve(call: Call, name: str, *, anthropic: bool = False) -> Route:
@@ -404,7 +430,7 @@ async def relay(request, call: Call, *, wire: Wire, validate: Callable[[dict], d
         clean = validate(body)
         call.stream = bool(clean.get("stream"))
         await limits.admit(call.key, clean["model"], limits.estimate_tokens(request.body))
-        plan = await resolve_plan(call, clean["model"], anthropic=anthropic)
+        plan = await resolve_plan(call, clean["model"], anthropic=anthropic, headers=request.headers)
         call.client_headers = {k: request.headers[k] for k in ("anthropic-version", "anthropic-beta")
                                if request.headers.get(k)}
         opened = await fallback.open_plan(call, plan, path=path, clean=clean,

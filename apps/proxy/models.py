@@ -111,6 +111,10 @@ class RequestLog(models.Model):
     response = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(db_index=True)
+    # the online experiment / canary (apps.experiments) whose arm served the request, when one ran on the alias
+    experiment_id = models.BigIntegerField(null=True, blank=True)
+    arm = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["experiment_id", "arm", "created_at"], name="proxy_reqlog_experiment")]

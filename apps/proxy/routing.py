@@ -4,7 +4,8 @@
 Contract:
 - `Route` is one target: a hub model version (the inference process, or Together for a remote version) or a
   provider's model; `label` names it in headers, logs and the breaker (`version:12`,
-  `provider:openrouter/gpt-4o`). `Plan` is the ordered targets of a requested name plus its `ChainSettings`.
+  `provider:openrouter/gpt-4o`). `Plan` is the ordered targets of a requested name plus its `ChainSettings`,
+  and, while an experiment or canary runs on the alias, its `split` (one plan per arm).
 - `apply_openai_settings(body, settings) -> (body, tools_dropped)` and `apply_anthropic_settings(...)` return
   new bodies: temperature when the request sets none, max_tokens capped (and set when absent), the system
   prefix in front of the system prompt, tools outside the allow-list removed (a `tool_choice` naming one
@@ -66,6 +67,9 @@ class Plan:
     alias: str | None
     targets: tuple[Route, ...]
     settings: ChainSettings = field(default_factory=ChainSettings)
+    # a running experiment on the alias (apps.experiments.assign.Split): gateway.resolve_plan picks an arm,
+    # whose own plan then serves the request
+    split: object | None = None
 
 
 # --- alias settings --------------------------------------------------------------------------------

@@ -107,7 +107,23 @@ def _alias_plan(name: str, requested: str) -> Plan | None:
             targets.append(_provider_route(t.provider, t.model, requested, name, s))
     if not targets and alias is not None:
         targets.append(_version_route(alias.model_version, requested, name, s))
-    return Plan(requested, name, tuple(targets), s)
+    return Plan(requested, name, tuple(targets), s, split=_split(name, requested, targets, s))
+
+
+def _split(name: str, requested: str, targets: list[Route], s: ChainSettings):
+    """The alias's running experiment or canary (apps.experiments) as one plan per arm: the arm's version,
+    then the chain's provider targets as its fallbacks. None when none runs. Cached with the plan."""
+    from apps.experiments.assign import Arm, Split
+    from apps.experiments.selectors import split_rows
+
+    rows = split_rows(name)
+    if rows is None:
+        return None
+    experiment_id, sticky_by, arms = rows
+    fallbacks = tuple(t for t in targets if t.version_id is None)
+    return Split(experiment_id, sticky_by, tuple(
+        Arm(arm, weight, Plan(requested, name, (_version_route(version, requested, name, s), *fallbacks), s))
+        for arm, weight, version in arms))
 
 
 def plan_resolve(name: str, *, anthropic: bool = False) -> Plan | None:

@@ -75,11 +75,18 @@ def request_log_record(*, payload: dict) -> RequestLog:
         response=payload.get("response") or {},
         error=payload.get("error") or "",
         created_at=dt.datetime.fromtimestamp(payload.get("started_at") or 0, tz=dt.timezone.utc),
+        experiment_id=payload.get("experiment_id") if isinstance(payload.get("experiment_id"), int) else None,
+        arm=str(payload.get("arm") or "")[:16],
     )
     from apps.registry.models import ModelVersion
 
     if fields["model_version_id"] and not ModelVersion.objects.filter(pk=fields["model_version_id"]).exists():
         fields["model_version_id"] = None
+    if fields["experiment_id"] is not None and fields["arm"] and payload.get("unit"):
+        from apps.experiments.services import exposure_record  # the unit seen in its arm (idempotent)
+
+        exposure_record(experiment_id=fields["experiment_id"], arm=fields["arm"], unit=str(payload["unit"]),
+                        at=fields["created_at"])
     with transaction.atomic():
         existing = RequestLog.objects.select_for_update().filter(request_id=payload["request_id"]).first()
         if existing is None and fields["idempotency_key"]:

@@ -74,14 +74,16 @@ class Alias(models.Model):
 
 
 class Deployment(models.Model):
-    """Append-only history of what each alias pointed at: the basis of rollback."""
+    """Append-only history of what each alias pointed at, by whom, when and why: the basis of rollback."""
 
     alias_name = models.SlugField(max_length=100, db_index=True)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
     previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
                                          related_name="+")
-    action = models.CharField(max_length=16, default="deploy")  # deploy | rollback
+    # deploy | rollback | canary (a canary started: the alias still serves previous_version to most) | promote
+    action = models.CharField(max_length=16, default="deploy")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)  # why (typed by the admin, or the canary monitor's breach)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -49,9 +49,35 @@ def deployment_history(*, alias: str | None = None, version_id: int | None = Non
     return qs[:limit]
 
 
+SERVED_ACTIONS = ("deploy", "rollback", "promote")  # rows after which the alias served their version
+
+
+def alias_rollback_targets(name: str, *, current_version_id: int | None = None, limit: int = 500) -> list[Deployment]:
+    """The versions `name` can roll back to, newest first: each version it served before other than the
+    current one, as the latest deployment that put it there (no rollback that would change nothing)."""
+    if current_version_id is None:
+        current_version_id = Alias.objects.filter(name=name).values_list("model_version_id", flat=True).first()
+        if current_version_id is None:
+            return []
+    seen, out = {current_version_id}, []
+    rows = (Deployment.objects.filter(alias_name=name, action__in=SERVED_ACTIONS)
+            .select_related("model_version", "actor").order_by("-created_at", "-id")[:limit])
+    for d in rows:
+        if d.model_version_id not in seen:
+            seen.add(d.model_version_id)
+            out.append(d)
+    return out
+
+
 def alias_can_rollback(name: str) -> bool:
-    last = Deployment.objects.filter(alias_name=name).first()
-    return bool(last and last.previous_version_id)
+    return bool(alias_rollback_targets(name))
+
+
+def alias_experiment(name: str):
+    """The experiment or canary running on the alias (apps.experiments), or None."""
+    from apps.experiments.selectors import running_on
+
+    return running_on(name)
 
 
 def model_version_lineage(version: ModelVersion) -> dict:

@@ -130,42 +130,80 @@ def _version_or_404(version_id: int) -> ModelVersion:
     return version
 
 
+SERVED_ACTIONS = ("deploy", "rollback", "promote")  # Deployment rows after which the alias served their version
+
+
+def _no_running_experiment(alias: str) -> None:
+    """Conflict while an experiment or canary splits the alias (its split would hide the change)."""
+    from apps.experiments.services import ensure_no_running
+
+    ensure_no_running(alias)
+
+
 @transaction.atomic
-def alias_deploy(*, actor, version_id: int, alias: str) -> Alias:
-    """Point `alias` at a model version (admins only); the previous target is kept for rollback."""
-    require_admin(actor)
+def alias_deploy(*, actor, version_id: int, alias: str, reason: str = "", action: str = "deploy",
+                 system: bool = False) -> Alias:
+    """Point `alias` at a model version (admins only; `system`: the canary monitor promoting on its own); the
+    previous target is kept for rollback, with who, when and why. Conflict while an experiment runs on it."""
+    if not system:
+        require_admin(actor)
     from django.utils.text import slugify
 
     if not alias or slugify(alias) != alias:
         raise ValidationFailed("Alias must be a slug (letters, digits, dashes).", field="alias")
     version = _version_or_404(version_id)
     current = Alias.objects.select_for_update().filter(name=alias).first()
+    _no_running_experiment(alias)
     previous = current.model_version if current else None
+    who = actor if getattr(actor, "is_authenticated", False) else None
     if current:
         current.model_version = version
-        current.updated_by = actor
+        current.updated_by = who
         current.save(update_fields=["model_version", "updated_by", "updated_at"])
     else:
-        current = Alias.objects.create(name=alias, model_version=version, updated_by=actor)
+        current = Alias.objects.create(name=alias, model_version=version, updated_by=who)
     Deployment.objects.create(alias_name=alias, model_version=version, previous_version=previous,
-                              action="deploy", actor=actor)
+                              action=action, actor=who, reason=(reason or "")[:2000])
     invalidation.publish_on_commit(invalidation.ROUTES)
     return current
 
 
 @transaction.atomic
-def alias_rollback(*, actor, alias: str) -> Alias:
-    """Point `alias` back at what it served before its latest deployment (admins only)."""
+def alias_rollback(*, actor, alias: str, to_deployment_id: int | None = None, to_version_id: int | None = None,
+                   reason: str = "") -> Alias:
+    """Point `alias` back at a version it served before (admins only): the one a given earlier deployment put
+    there (`to_deployment_id`), a given version (`to_version_id`), or by default the most recent version it
+    served other than the current one (registry.selectors.alias_rollback_targets). A rollback that would
+    change nothing is refused (a field error), as is one while an experiment or canary runs on the alias."""
+    from apps.registry.selectors import alias_rollback_targets
+
     require_admin(actor)
     current = Alias.objects.select_for_update().filter(name=alias).first()
     if current is None:
         raise NotFound(f"Alias {alias!r} does not exist.")
-    last = Deployment.objects.filter(alias_name=alias).first()
-    if last is None or last.previous_version is None:
-        raise ValidationFailed(f"Alias {alias!r} has no earlier version to roll back to.", field="alias")
-    target = last.previous_version
+    _no_running_experiment(alias)
+    if to_deployment_id is not None:
+        row = Deployment.objects.filter(pk=to_deployment_id, alias_name=alias, action__in=SERVED_ACTIONS).first()
+        if row is None:
+            raise ValidationFailed(f"Alias {alias!r} has no deployment {to_deployment_id} to roll back to.",
+                                   field="to_deployment_id")
+        target_id, field = row.model_version_id, "to_deployment_id"
+    elif to_version_id is not None:
+        target_id, field = to_version_id, "to_version_id"
+    else:
+        targets = alias_rollback_targets(alias, current_version_id=current.model_version_id)
+        if not targets:
+            raise ValidationFailed(f"Alias {alias!r} has no earlier version to roll back to.", field="alias")
+        target_id, field = targets[0].model_version_id, "alias"
+    if target_id == current.model_version_id:
+        raise ValidationFailed(f"Alias {alias!r} already serves mv-{target_id}: that rollback would change nothing.",
+                               field=field)
+    if field == "to_version_id" and not Deployment.objects.filter(
+            alias_name=alias, model_version_id=target_id, action__in=SERVED_ACTIONS).exists():
+        raise ValidationFailed(f"Alias {alias!r} never served mv-{target_id}: deploy it instead.", field=field)
+    target = _version_or_404(target_id)
     Deployment.objects.create(alias_name=alias, model_version=target, previous_version=current.model_version,
-                              action="rollback", actor=actor)
+                              action="rollback", actor=actor, reason=(reason or "")[:2000])
     current.model_version = target
     current.updated_by = actor
     current.save(update_fields=["model_version", "updated_by", "updated_at"])

@@ -11,5 +11,6 @@ urlpatterns = [
     path("", views.model_list, name="list"),
     path("<id:version_id>/", views.model_detail, name="detail"),
     path("<id:version_id>/deploy", views.model_deploy, name="deploy"),
+    path("aliases/<slug:name>/", views.alias_detail, name="alias"),
     path("aliases/<slug:name>/rollback", views.alias_rollback, name="rollback"),
 ]

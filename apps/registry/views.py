@@ -1,24 +1,33 @@
-"""Dashboard pages of the registry: model versions and aliases, a version's lineage, deploy/rollback."""
+"""Dashboard pages of the registry: model versions and aliases, a version's lineage, deploy (plain or canary;
+confirmed first for production), an alias's history and rollback to any version it served before."""
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from apps.accounts.services import require_admin
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.htmx import render_page
+from apps.core.inputs import is_id
 from apps.registry import selectors, services
-from apps.registry.forms import BaseModelForm, DeployForm
+from apps.registry.forms import BaseModelForm, DeployForm, RollbackForm
 
 
 def _form_errors(form, exc: ApplicationError):
     for err in exc.errors or [{"field": None, "message": exc.message}]:
-        form.add_error(err.get("field") if err.get("field") in form.fields else None, err["message"])
+        field = (err.get("field") or "").removeprefix("thresholds.")  # canary thresholds are fields of the form
+        form.add_error(field if field in form.fields else None, err["message"])
 
 
 def _aliases():
-    return [{"alias": a, "can_rollback": selectors.alias_can_rollback(a.name)} for a in selectors.alias_list()]
+    from apps.experiments.selectors import experiment_list
+
+    running = {e.alias: e for e in experiment_list(status="running")}
+    return [{"alias": a, "can_rollback": selectors.alias_can_rollback(a.name), "experiment": running.get(a.name)}
+            for a in selectors.alias_list()]
 
 
 @login_required
@@ -43,7 +52,7 @@ def model_list(request):
     }, status=status)
 
 
-def _detail(request, version_id: int, form: DeployForm, status: int = 200):
+def _detail(request, version_id: int, form: DeployForm, status: int = 200, confirm: dict | None = None):
     try:
         version = selectors.model_version_get(version_id)
     except NotFound as exc:
@@ -51,13 +60,24 @@ def _detail(request, version_id: int, form: DeployForm, status: int = 200):
     return render_page(request, "registry/detail.html", {
         "version": version, "lineage": selectors.model_version_lineage(version), "form": form,
         "aliases": [a for a in _aliases() if a["alias"].model_version_id == version.pk],
-        "history": selectors.deployment_history(version_id=version.pk),
-    }, partial="deploy" if status != 200 else None, status=status)
+        "history": selectors.deployment_history(version_id=version.pk), "confirm": confirm,
+        "canary_open": bool(form.is_bound and form.data.get("canary")),
+    }, partial="deploy" if (status != 200 or confirm) else None, status=status)
 
 
 @login_required
 def model_detail(request, version_id: int):
     return _detail(request, version_id, DeployForm())
+
+
+def _confirmation(form: DeployForm, version_id: int) -> dict:
+    """What the admin is asked before a deploy to production: what it serves now and what it will serve."""
+    from apps.registry.models import Alias
+
+    alias = form.cleaned_data["alias"]
+    current = Alias.objects.select_related("model_version").filter(name=alias).first()
+    return {"alias": alias, "current": current.model_version if current else None, "version_id": version_id,
+            "canary": form.cleaned_data.get("canary"), "percent": form.cleaned_data.get("canary_percent")}
 
 
 @login_required
@@ -66,31 +86,70 @@ def model_deploy(request, version_id: int):
     form = DeployForm(request.POST)
     if not form.is_valid():
         return _detail(request, version_id, form, status=422)
+    alias_name, reason = form.cleaned_data["alias"], form.cleaned_data["reason"]
     try:
-        alias = services.alias_deploy(actor=request.user, version_id=version_id, alias=form.cleaned_data["alias"])
+        if form.needs_confirmation():
+            require_admin(request.user)  # no question for someone who may not deploy at all
+            return _detail(request, version_id, form, confirm=_confirmation(form, version_id))
+        if form.cleaned_data["canary"]:
+            from apps.experiments.canary import canary_start
+
+            exp = canary_start(actor=request.user, version_id=version_id, alias=alias_name, reason=reason,
+                               **form.canary_options())
+            messages.success(request, f"Canary of version {version_id} on {alias_name} started at "
+                                      f"{form.cleaned_data['canary_percent']} %: it is checked every minute.")
+            target = reverse("experiments:detail", args=[exp.pk])
+        else:
+            alias = services.alias_deploy(actor=request.user, version_id=version_id, alias=alias_name, reason=reason)
+            messages.success(request, f"Alias {alias.name} now serves version {version_id}.")
+            target = reverse("registry:detail", args=[version_id])
     except ApplicationError as exc:
         _form_errors(form, exc)
         return _detail(request, version_id, form, status=exc.status_code)
-    messages.success(request, f"Alias {alias.name} now serves version {version_id}.")
     if getattr(request, "htmx", False):
         from django.http import HttpResponse
 
         resp = HttpResponse(status=204)
-        resp["HX-Redirect"] = request.path.rsplit("deploy", 1)[0]
+        resp["HX-Redirect"] = target
         return resp
-    return redirect("registry:detail", version_id=version_id)
+    return redirect(target)
+
+
+@login_required
+def alias_detail(request, name: str):
+    """An alias's history (who, when, why) and the rollback to any version it served before."""
+    try:
+        alias = selectors.alias_get(name)
+    except NotFound as exc:
+        return render_page(request, "registry/missing.html", {"message": exc.message}, status=404)
+    targets = selectors.alias_rollback_targets(name, current_version_id=alias.model_version_id)
+    target_for = {t.model_version_id: t.pk for t in targets}  # each version's latest deployment
+    history = list(selectors.deployment_history(alias=name, limit=200))
+    for d in history:  # every earlier deployment of another version offers "roll back to this"
+        d.rollback_to = target_for.get(d.model_version_id) if d.action in selectors.SERVED_ACTIONS else None
+    chosen = request.GET.get("to", "")  # preselects a target; anything that is not an id preselects nothing
+    return render_page(request, "registry/alias.html", {
+        "alias": alias, "history": history, "targets": targets,
+        "chosen": int(chosen) if is_id(chosen) else None,
+        "experiment": selectors.alias_experiment(name),
+    })
 
 
 @login_required
 @require_POST
 def alias_rollback(request, name: str):
-    try:
-        alias = services.alias_rollback(actor=request.user, alias=name)
-        messages.success(request, f"Alias {alias.name} rolled back to {alias.model_version.name} "
-                                  f"(mv-{alias.model_version_id}).")
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
+    form = RollbackForm(request.POST)
     nxt = request.POST.get("next", "")
+    if not form.is_valid():
+        messages.error(request, "Pick an earlier deployment to roll back to.")
+    else:
+        try:
+            alias = services.alias_rollback(actor=request.user, alias=name, to_deployment_id=form.cleaned_data["to"],
+                                            reason=form.cleaned_data["reason"])
+            messages.success(request, f"Alias {alias.name} rolled back to {alias.model_version.name} "
+                                      f"(mv-{alias.model_version_id}).")
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
     if nxt.startswith("/") and not nxt.startswith("//"):
         return redirect(nxt)
-    return redirect("registry:list")
+    return redirect("registry:alias", name=name)

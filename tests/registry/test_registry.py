@@ -72,7 +72,7 @@ def test_member_cannot_deploy_or_rollback(api, two_versions):
     r = api.post(f"/api/models/{v1.pk}/deploy", {"alias": "production"}, content_type="application/json")
     assert r.status_code == 403 and r.json()["code"] == "permission_denied"
     assert not Alias.objects.exists()
-    assert api.post("/api/aliases/production/rollback").status_code == 403
+    assert api.post("/api/aliases/production/rollback", content_type="application/json").status_code == 403
 
 
 def test_deploy_and_rollback(admin_api, two_versions):
@@ -84,9 +84,9 @@ def test_deploy_and_rollback(admin_api, two_versions):
     a = admin_api.post(f"/api/models/{v2.pk}/deploy", {"alias": "production"}, content_type="application/json").json()
     assert a["model_version_id"] == v2.pk and a["can_rollback"]
     assert [x["name"] for x in admin_api.get("/api/aliases").json()] == ["production"]
-    r = admin_api.post("/api/aliases/production/rollback")
+    r = admin_api.post("/api/aliases/production/rollback", content_type="application/json")  # no body: one back
     assert r.status_code == 200 and r.json()["model_version_id"] == v1.pk
-    assert admin_api.post("/api/aliases/nope/rollback").status_code == 404
+    assert admin_api.post("/api/aliases/nope/rollback", content_type="application/json").status_code == 404
     d = admin_api.get(f"/api/models/{v1.pk}").json()
     assert [h["action"] for h in d["deployments"]] == ["rollback", "deploy"]
 
@@ -121,9 +121,11 @@ def test_pages(client, admin_user, member, two_versions):
     assert b'id="deploy-form"' in r.content
     r = client.post(f"/models/{v1.pk}/deploy", {"alias": "bad alias!"})
     assert r.status_code == 422 and b"field-error" in r.content
-    r = client.post(f"/models/{v1.pk}/deploy", {"alias": "production"})
+    r = client.post(f"/models/{v1.pk}/deploy", {"alias": "production"})  # production: confirmed first
+    assert r.status_code == 200 and b"Yes, deploy to production" in r.content
+    r = client.post(f"/models/{v1.pk}/deploy", {"alias": "production", "confirm": "on"})
     assert r.status_code == 302
-    client.post(f"/models/{v2.pk}/deploy", {"alias": "production"})
+    client.post(f"/models/{v2.pk}/deploy", {"alias": "production", "confirm": "on"})
     r = client.get("/models/")
     assert b"Roll back" in r.content
     r = client.post("/models/aliases/production/rollback", {"next": f"/models/{v1.pk}/"})
