@@ -2,6 +2,7 @@
 
 Measures, on 2 worker processes for lizard:
   1. analysis (files, LOC, lizard complexity, components, history, license) — target ≤ 60 s for 2,000 files;
+     then with the per-blob cache: filling it, and again after the one-file commit (only that file analysed);
   2. 1,000 scenarios from the offline generators — target ≤ 60 s;
   3. regeneration after a one-file commit against the previous manifest, as a share of the full run — target
      ≤ 10 %. The full run here is every generator over every unit (no cap), the worst case for the ratio.
@@ -10,7 +11,8 @@ Measures, on 2 worker processes for lizard:
 on a clone of this checkout (analysis, generation, validation, the dataset version and the bundle), then again
 after a one-file commit, in a throwaway hub (HUB_DATA_DIR in a temporary folder, or --data-dir: its embedded
 PostgreSQL is migrated first). Per run it prints the command's wall time and the generation's own time (the
-report's processingTime: from the job's start to its bundle, validation and version included).
+report's processingTime: from the job's start to its bundle, validation and version included), and at the end
+the analysis each command ran (its duration_s, and how many files the per-blob cache spared it).
 
 Usage: .venv/bin/python bench/bench_repos.py [--files 2000] [--repo /work/main] [--workers 2]
        .venv/bin/python bench/bench_repos.py --app [--runs 3] [--data-dir DIR] [--repo /work/main]
@@ -121,15 +123,22 @@ def bench_repo(label: str, repo: Path, workers: int, *, mutate: bool) -> dict:
     a, t_an = timed(lambda: analyze(repo, workers=workers))
     print(f"analysis: {a['files_total']} files, {a['loc_total']} LOC, {a['complexity']['functions']} functions, "
           f"{a['history']['commits']} commits: {t_an:.2f} s", flush=True)
+    cache_dir = repo.parent / f"analysis-cache-{repo.name}"
+    _, t_cold = timed(lambda: analyze(repo, workers=workers, cache_dir=cache_dir))
+    print(f"analysis with an empty per-blob cache (filling it): {t_cold:.2f} s", flush=True)
     g1k, t_1k = timed(lambda: generate(repo, seed=1, max_examples=1000))
     print(f"1,000-scenario run: {len(g1k.examples)} examples in {t_1k:.2f} s", flush=True)
     full, t_full = timed(lambda: generate(repo, seed=1))
     print(f"full run (no cap): {len(full.examples)} examples, {full.stats['units_total']} units in {t_full:.2f} s",
           flush=True)
-    out = {"files": a["files_total"], "analysis_s": t_an, "gen1000_s": t_1k, "full_s": t_full,
-           "full_examples": len(full.examples)}
+    out = {"files": a["files_total"], "analysis_s": t_an, "analysis_cold_s": t_cold, "gen1000_s": t_1k,
+           "full_s": t_full, "full_examples": len(full.examples)}
     if mutate:
         one_file_commit(repo)
+        a2, t_an2 = timed(lambda: analyze(repo, workers=workers, cache_dir=cache_dir))
+        print(f"analysis after a one-file commit with the cache: {t_an2:.2f} s = {100 * t_an2 / t_an:.1f} % of the "
+              f"uncached analysis ({a2['cache']['misses']} of {a2['files_total']} files analysed again)", flush=True)
+        out.update(analysis_inc_s=t_an2)
         inc, t_inc = timed(lambda: generate(repo, seed=1, previous_manifest=full.manifest))
         inc1k, t_inc1k = timed(lambda: generate(repo, seed=1, max_examples=1000, previous_manifest=g1k.manifest))
         print(f"after a one-file commit: full-run regeneration {t_inc:.2f} s = {100 * t_inc / t_full:.1f} % of the "
@@ -144,6 +153,26 @@ def bench_repo(label: str, repo: Path, workers: int, *, mutate: bool) -> dict:
 def _manage(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True)
+
+
+# Each analysis of the --app runs, oldest first: its repository, its time and what the per-blob cache did.
+_ANALYSES = """
+import json
+from apps.sources.models import Analysis
+rows = []
+for a in Analysis.objects.select_related("source").order_by("pk"):
+    r = ((a.results or {}).get("repos") or [{}])[0]
+    rows.append({"location": a.source.location, "duration_s": r.get("duration_s"), "cache": r.get("cache")})
+print(json.dumps(rows))
+"""
+
+
+def _analyses(env: dict) -> dict[str, list[dict]]:
+    rows = json.loads(_manage(env, "shell", "-c", _ANALYSES).stdout.strip().splitlines()[-1])
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["location"], []).append(r)
+    return out
 
 
 def _generate(env: dict, repo: Path) -> tuple[dict, float]:
@@ -186,8 +215,11 @@ def bench_app(repo: str, tmp: Path, runs: int, data_dir: str | None) -> list[dic
         print("migrate failed (going on):", migrated.stderr.strip().splitlines()[-1:], flush=True)
     _manage(env, "shell", "-c", "from django.contrib.auth import get_user_model as g; U = g(); "
             "U.objects.filter(username='admin').exists() or U.objects.create_superuser('admin', 'a@example.com', 'x')")
+    # each run starts with an empty analysis cache (the runs clone the same commit: run 2 would find run 1's entries)
+    cache_dir = Path(env.get("HUB_ARTIFACT_ROOT") or Path(env["HUB_DATA_DIR"]) / "artifacts") / "cache" / "repo-analysis"
     out = []
     for i in range(runs):
+        shutil.rmtree(cache_dir, ignore_errors=True)
         clone = tmp / f"app-{i}"
         subprocess.run(["git", "clone", "-q", "--no-hardlinks", repo, str(clone)], check=True, env=GIT_ENV)
         full, full_wall = _generate(env, clone)
@@ -198,7 +230,20 @@ def bench_app(repo: str, tmp: Path, runs: int, data_dir: str | None) -> list[dic
               f"(command {full_wall:.1f} s); after a one-file commit ({inc['incremental']}): generation "
               f"{i_s:.2f} s = {100 * i_s / f_s:.1f} % (command {inc_wall:.1f} s = {100 * inc_wall / full_wall:.1f} %)",
               flush=True)
-        out.append({"full_s": f_s, "inc_s": i_s, "full_wall": full_wall, "inc_wall": inc_wall})
+        out.append({"full_s": f_s, "inc_s": i_s, "full_wall": full_wall, "inc_wall": inc_wall,
+                    "clone": str(clone.resolve())})
+    analyses = _analyses(env)
+    for i, r in enumerate(out):
+        pair = analyses.get(r["clone"], [])[-2:]
+        if len(pair) == 2:
+            r["an_full_s"], r["an_inc_s"] = pair[0]["duration_s"], pair[1]["duration_s"]
+            c = pair[1]["cache"]
+            print(f"run {i + 1}: the command's analysis: full {r['an_full_s']:.2f} s, after the one-file commit "
+                  f"{r['an_inc_s']:.2f} s" + (f" ({c['misses']} file(s) analysed, {c['hits']} from the cache; "
+                                              f"{c.get('commits_read', '?')} commit(s) read, "
+                                              f"{c.get('commits_cached', '?')} from the cache)"
+                                              if c else " (no cache)"), flush=True)
+    shutil.rmtree(cache_dir, ignore_errors=True)
     clone = tmp / "app-in-process"
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", repo, str(clone)], check=True, env=GIT_ENV)
     f_s, i_s = json.loads(_manage({**env, "BENCH_REPO": str(clone)}, "shell", "-c", _IN_PROCESS).stdout
@@ -210,6 +255,11 @@ def bench_app(repo: str, tmp: Path, runs: int, data_dir: str | None) -> list[dic
           f"{100 * worst:.1f} % {'OK' if worst <= 0.10 else 'MISSED'}; the command's wall time: "
           f"{100 * min(r['inc_wall'] / r['full_wall'] for r in out):.0f}–"
           f"{100 * max(r['inc_wall'] / r['full_wall'] for r in out):.0f} %")
+    timed_runs = [r for r in out if "an_inc_s" in r]
+    if timed_runs:
+        print(f"The command's analysis: full {min(r['an_full_s'] for r in timed_runs):.2f}–"
+              f"{max(r['an_full_s'] for r in timed_runs):.2f} s, after a one-file commit "
+              f"{min(r['an_inc_s'] for r in timed_runs):.2f}–{max(r['an_inc_s'] for r in timed_runs):.2f} s")
     return out
 
 

@@ -3,5 +3,6 @@ registers every actor and the periodic schedule."""
 from workers import datasets, keys, periodic, proxy, together, traffic, training  # noqa: F401
 from workers import sources  # noqa: F401  (code sources: analyses, scenario generations)
 from workers import monitoring  # noqa: F401  (roll-ups, worker health, alerts: every minute)
+from workers import review  # noqa: F401  (team review: result versions of review tasks)
 from workers import arena  # noqa: F401  (blind arenas: generation, judge)
 from workers import experiments  # noqa: F401  (experiments and canaries: the monitor every minute, webhooks)

@@ -1,7 +1,8 @@
 """/api/reviews: review tasks, the queue (next / decision / skip / undo), turn edits, comments, flags,
 agreement and stats, adjudication, bulk actions, snapshot / finish, the JSONL export. Parses input, calls a
 selector or a service (apps.review), renders; no ORM writes here. Statuses: 204 from `next` / `undo` when
-there is nothing for the caller; 403 not assigned / not holding the item / not allowed; 409 edit conflict
+there is nothing for the caller; 202 from `finish` / `snapshot` while the version's job builds it on a worker
+(the body carries the job); 403 not assigned / not holding the item / not allowed; 409 edit conflict
 (body carries `theirs`, the other reviewer's version) or a closed task; 422 field errors, nothing saved."""
 from __future__ import annotations
 
@@ -47,9 +48,15 @@ def next_out(item) -> dict:
             "example": selectors.example_payload(item)}
 
 
-def result_out(snap) -> dict:
-    return {"dataset_version_id": snap.version_id, "accepted": snap.accepted, "rejected": snap.rejected,
-            "edited": snap.edited, "final": snap.final, "snapshot_id": snap.pk}
+def result_out(snap, user) -> tuple[int, dict]:
+    """(status code, body): 202 while the version's job builds it."""
+    from apps.core.jobs.selectors import job_as_dict
+
+    v = snap.version
+    body = {"dataset_version_id": v.pk, "status": v.status, "accepted": snap.accepted, "rejected": snap.rejected,
+            "edited": snap.edited, "final": snap.final, "snapshot_id": snap.pk, "error": v.error or None,
+            "job": job_as_dict(v.job, user=user) if v.job_id else None}
+    return (202 if v.status == "importing" else 200), body
 
 
 @router.post("", response=responses({201: TaskOut}, 404, 409, body=True),
@@ -202,16 +209,25 @@ def bulk(request, task_id: Id, payload: BulkIn):
     return {"count": audit.count, "audit_id": audit.pk, "action": audit.action}
 
 
-@router.post("/{task_id}/snapshot", response=responses({201: ResultOut}, 403, 404, 409, write=True),
-             summary="A dataset version from the decisions so far (the task stays open)")
+@router.post("/{task_id}/snapshot", response=responses({201: ResultOut, 202: ResultOut}, 403, 404, 409, write=True),
+             summary="A dataset version from the decisions so far (the task stays open); 202 while it is built")
 def snapshot(request, task_id: Id):
-    return 201, result_out(services.task_snapshot(user=request.auth, task_id=task_id))
+    """201 with the version ready (small results are built in the request), or 202 with the version
+    `importing` and the job that builds it on a worker (`job`; progress at /api/jobs/{job.id})."""
+    code, body = result_out(services.task_snapshot(user=request.auth, task_id=task_id), request.auth)
+    return (201 if code == 200 else code), body
 
 
-@router.post("/{task_id}/finish", response=responses({200: ResultOut}, 403, 404, 409, write=True),
-             summary="Close the task and make the reviewed dataset version (the same one on every call)")
+@router.post("/{task_id}/finish", response=responses({200: ResultOut, 202: ResultOut}, 403, 404, 409, write=True),
+             summary="Close the task and make the reviewed dataset version (the same one on every call); "
+                     "202 while it is built")
 def finish(request, task_id: Id):
-    return result_out(services.task_finish(user=request.auth, task_id=task_id))
+    """200 with the version ready (small results are built in the request; a finished task answers with its
+    version), or 202 with the version `importing` and the job that builds it on a worker (`job`; progress at
+    /api/jobs/{job.id}, cancel there). Asking again while it is built answers 202 with the same version and
+    job. The task is `finishing` meanwhile (no decisions), `finished` once the version is ready, and `open`
+    again when the job failed or was cancelled."""
+    return result_out(services.task_finish(user=request.auth, task_id=task_id), request.auth)
 
 
 @router.get("/{task_id}/export", response=responses({200: None}, 403, 404),

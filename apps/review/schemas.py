@@ -8,6 +8,7 @@ from typing import Any, Literal, Optional
 from ninja import Field, Schema
 
 from apps.core.inputs import Id, JSONDict, JSONList, Text
+from apps.core.jobs.api import JobOut
 from apps.review.models import BULK_ACTIONS, FLAGS
 
 Decision = Literal["accept", "reject", "skip"]
@@ -240,8 +241,13 @@ class BulkOut(Schema):
 
 class ResultOut(Schema):
     dataset_version_id: int
+    status: Literal["importing", "ready", "failed"] = Field(
+        description="the version's: `importing` while its job builds it (answered with 202), then `ready`")
     accepted: int
     rejected: int
     edited: int
     final: bool
     snapshot_id: int
+    error: Optional[str] = Field(None, description="why the version failed (status `failed`)")
+    job: Optional[JobOut] = Field(None, description="the job building the version (kind `review.result`): "
+                                                    "follow it at /api/jobs/{id}; cancel it there")

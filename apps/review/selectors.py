@@ -8,7 +8,7 @@ from apps.core.exceptions import NotFound, PermissionDenied
 from apps.review import agreement as _agreement
 from apps.review.filters import filter_examples, parse_filter
 from apps.review.models import (
-    FLAGS, ReviewAssignment, ReviewComment, ReviewFlag, ReviewItem, ReviewResponse, ReviewSnapshot, ReviewTask, TurnEdit,
+    FLAGS, ReviewComment, ReviewFlag, ReviewItem, ReviewResponse, ReviewSnapshot, ReviewTask, TurnEdit,
 )
 from apps.review.permissions import can_adjudicate, can_manage, can_review, can_view, is_admin  # noqa: F401
 from apps.review.services.common import task_for
@@ -42,19 +42,6 @@ def task_progress(*, task: ReviewTask) -> dict:
     return {"total": task.total_items, "done": task.done_items, "decisions": task.decisions,
             "required": task.total_items * task.overlap, "disputed": counts.get("disputed", 0),
             "resolved": counts.get("resolved", 0), "per_reviewer": per, "active": active}
-
-
-def task_presence(*, task_id: int) -> dict:
-    """The progress without the disputed / resolved counts, in two reads (the `presence` event after `next`):
-    {status, total, done, decisions, required, per_reviewer, active}."""
-    rows = list(ReviewAssignment.objects.filter(task_id=task_id).order_by("user__username").values_list(
-        "user__username", "done", "task__status", "task__total_items", "task__done_items", "task__decisions",
-        "task__overlap"))
-    out = {"per_reviewer": {r[0]: r[1] for r in rows}, "active": task_active(task_id=task_id)}
-    if rows:
-        status, total, done, decisions, overlap = rows[0][2:]
-        out.update(status=status, total=total, done=done, decisions=decisions, required=total * overlap)
-    return out
 
 
 def task_active(*, task_id: int) -> list[dict]:
@@ -177,7 +164,8 @@ def agreement(*, task: ReviewTask) -> dict:
 
 
 def snapshots(*, task: ReviewTask) -> QuerySet[ReviewSnapshot]:
-    return task.snapshots.select_related("version", "created_by")
+    """The versions made from the task, with their jobs (a version being built shows its job's progress)."""
+    return task.snapshots.select_related("version", "version__dataset", "version__job", "created_by")
 
 
 def bulk_actions(*, task: ReviewTask):

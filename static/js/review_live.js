@@ -1,11 +1,15 @@
 // Live progress of a review task (templates/review/detail.html, review.html): one websocket to
-// ws(s)://<host>/ws/reviews/<task id>/ (apps.review.consumers). Its `snapshot` (on connect), `progress` and
-// `presence` events carry the task's progress ({total, done, decisions, required, disputed, resolved,
-// per_reviewer: {username: done}, active: [{username, example_index}]}); this updates every element that
-// shows a part of it: [data-live=<key>] texts, progress[data-live-bar] bars, the per-reviewer rows
-// ([data-reviewer-done|bar|dot=<username>], rows added for reviewers the page did not list) and the
-// "reviewing now" badges. `finished` shows a link to the reviewed version. Text only (textContent), never
-// HTML from the wire. A static file, no inline script: the dashboard runs under a strict CSP.
+// ws(s)://<host>/ws/reviews/<task id>/ (apps.review.consumers). Its `snapshot` (on connect) and `progress`
+// events carry the task's progress ({total, done, decisions, required, disputed, resolved,
+// per_reviewer: {username: done}, active: [{username, example_index}]}); `presence` carries only a change of
+// `active` ({took: {username, item_id, example_index, since}} or {left: {username, item_id}}: a reviewer holds
+// one item at a time). This updates every element that shows a part of it: [data-live=<key>] texts,
+// progress[data-live-bar] bars, the per-reviewer rows ([data-reviewer-done|bar|dot=<username>], rows added
+// for reviewers the page did not list) and the "reviewing now" badges. `finished` shows a link to the
+// reviewed version. The task page's result versions being built ([data-result-job=<job id>]) follow their
+// job's `status` / `job_progress` events (apps.review.jobs) and the page reloads when one ends. Text only
+// (textContent), never HTML from the wire. A static file, no inline script: the dashboard runs under a
+// strict CSP.
 (function () {
   "use strict";
   const marker = document.getElementById("review-live");
@@ -56,7 +60,23 @@
       for (const el of all(sel("data-reviewer-done", name))) el.textContent = String(done);
       for (const bar of all(sel("data-reviewer-bar", name))) { bar.max = Math.max(1, p.total || 0); bar.value = done; }
     }
-    const active = p.active || [];
+    if (Array.isArray(p.active)) showActive(p.active);
+    if (p.status) {
+      const badge = document.getElementById("task-status");
+      if (badge && badge.textContent !== p.status) badge.textContent = p.status;
+    }
+  }
+
+  let active = [];
+  function presence(p) {
+    if (p.took) active = active.filter((a) => a.username !== p.took.username).concat([p.took]);
+    if (p.left) active = active.filter((a) => !(a.username === p.left.username && a.item_id === p.left.item_id));
+    active.sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
+    showActive(active);
+  }
+
+  function showActive(list) {
+    active = list.slice();
     const names = new Set(active.map((a) => a.username));
     for (const dot of all("[data-reviewer-dot]")) dot.classList.toggle("off", !names.has(dot.dataset.reviewerDot));
     const now = document.getElementById("reviewing-now");
@@ -70,10 +90,6 @@
       if (!badges.length) { const m = document.createElement("span"); m.className = "muted"; m.textContent = "Nobody."; badges.push(m); }
       now.replaceChildren(...badges);
     }
-    if (p.status) {
-      const badge = document.getElementById("task-status");
-      if (badge && badge.textContent !== p.status) badge.textContent = p.status;
-    }
   }
 
   function finished(p) {
@@ -81,6 +97,28 @@
     if (!note || !link) return;
     link.href = taskUrl + "?made=" + encodeURIComponent(p.dataset_version_id);
     note.hidden = false;
+  }
+
+  // a result version being built: its job's `status` / `job_progress` events (apps.core.jobs' payload)
+  const terminal = ["succeeded", "failed", "cancelled"];
+  function resultJob(p) {
+    const box = document.querySelector(sel("data-result-job", String(p.job_id)));
+    if (!box) return;
+    const field = (name) => box.querySelector('[data-field="' + name + '"]');
+    const st = field("status");
+    if (st) { st.textContent = p.status; st.className = "badge status-" + p.status; }
+    const prog = p.progress || {};
+    const bar = field("bar");
+    if (bar && prog.total) { bar.max = prog.total; bar.value = Math.min(prog.current || 0, prog.total); }
+    const msg = field("message");
+    if (msg) {
+      if (prog.total) msg.textContent = (prog.current || 0) + " of " + prog.total + " " + (prog.unit || "");
+      else if (p.status === "queued") msg.textContent = "waiting for a worker…";
+    }
+    if (terminal.includes(p.status) && box.dataset.status !== p.status) {
+      box.dataset.status = p.status;
+      setTimeout(() => window.location.reload(), 600);  // the version's row, the task's status and buttons
+    }
   }
 
   let retry = 1000;
@@ -91,8 +129,10 @@
       let msg;
       try { msg = JSON.parse(m.data); } catch (_) { return; }
       if (!msg || !msg.payload) return;
-      if (msg.event === "snapshot" || msg.event === "progress" || msg.event === "presence") apply(msg.payload);
+      if (msg.event === "snapshot" || msg.event === "progress") apply(msg.payload);
+      else if (msg.event === "presence") presence(msg.payload);
       else if (msg.event === "finished") finished(msg.payload);
+      else if (msg.event === "status" || msg.event === "job_progress") resultJob(msg.payload);
       window.hubReviewEvents += 1;
     };
     ws.onclose = (e) => {

@@ -1,6 +1,11 @@
 """Review fixtures: named users of every role, a ready version of N chat examples, a task maker.
 
     task = make_task(n=10, overlap=2, assignees=[rev1, rev2])   # owned by `owner` (a member)
+
+`tokenizer_loaded`: the base model's tokenizer loaded in this process, as in a web process that has served a
+validation before: a small result version is then built inside the request (apps.review.services.results);
+without it (or past INLINE_MAX) the version is built by the worker's actor — `run_result_job(snap)` runs
+what the worker runs.
 """
 from __future__ import annotations
 
@@ -53,3 +58,20 @@ def make_task(people, make_version):
         return services.task_create(user=kw.pop("user", people.owner), version_id=version.pk, overlap=overlap,
                                     assignees=names, **kw)
     return _make
+
+
+@pytest.fixture
+def tokenizer_loaded():
+    from apps.datasets.validation.tokens import counter_for_base_model
+
+    counter_for_base_model(None)  # small results are built in the request only when it is loaded
+
+
+def run_result_job(snap):
+    """What the `default` worker does with the snapshot's job message (workers.review.review_result); returns
+    the snapshot, refreshed, with its version."""
+    from apps.review.models import ReviewSnapshot
+    from workers.review import review_result
+
+    review_result.fn(snap.pk)
+    return ReviewSnapshot.objects.select_related("version", "version__job", "task").get(pk=snap.pk)

@@ -10,7 +10,7 @@ import pytest
 from apps.review.models import ReviewItem, ReviewResponse, TurnEdit
 from tests.factories import ApiKeyFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tokenizer_loaded")]  # results built inline
 
 
 @pytest.fixture

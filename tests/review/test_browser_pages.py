@@ -229,6 +229,17 @@ def test_live_progress_events_update_the_page(browser, live_server, people, task
     assert t.page.inner_text("#reviewing-now") == "rev2 · #5"
     assert t.page.locator('[data-reviewer-name="newbie<b>"]').count() == 1  # a row added, as text
     assert t.page.evaluate("() => document.querySelector('progress[data-live-bar=answers]').value") == 7
+    # `presence` carries only the change: rev1 takes example 3 (its dot lights up), rev2 gives #5 back
+    t.sockets[0].send(json.dumps({"event": "presence", "payload": {"task_id": task.pk, "took": {
+        "username": "rev1", "item_id": 9, "example_index": 2, "since": None}}}))
+    t.page.wait_for_function("() => document.querySelectorAll('#reviewing-now .badge').length === 2")
+    assert t.page.locator("#reviewing-now .badge").all_inner_texts() == ["rev1 · #3", "rev2 · #5"]
+    assert "off" not in t.page.get_attribute('[data-reviewer-dot="rev1"]', "class")
+    t.sockets[0].send(json.dumps({"event": "presence", "payload": {"task_id": task.pk, "left": {
+        "username": "rev2", "item_id": 1}}}))
+    t.page.wait_for_function("() => document.querySelectorAll('#reviewing-now .badge').length === 1")
+    assert t.page.inner_text("#reviewing-now") == "rev1 · #3"
+    assert "off" in t.page.get_attribute('[data-reviewer-dot="rev2"]', "class")
     t.sockets[0].send(json.dumps({"event": "progress", "payload": {**payload, "decisions": 8,
                                                                     "per_reviewer": {"rev1": 5}, "active": []}}))
     t.page.wait_for_function("() => document.querySelector('[data-reviewer-done=\"rev1\"]').textContent === '5'")
@@ -236,6 +247,49 @@ def test_live_progress_events_update_the_page(browser, live_server, people, task
     t.sockets[0].send(json.dumps({"event": "finished", "payload": {"task_id": task.pk, "dataset_version_id": 77}}))
     t.page.wait_for_selector("#finished-note:not([hidden])")
     assert t.page.get_attribute("#finished-link", "href").endswith("?made=77")
+    assert t.problems() == []
+    t.close()
+
+
+def test_task_page_follows_a_result_built_by_the_worker(browser, live_server, people, task, monkeypatch):
+    """Finish on a result too big for the request: the page shows the build (its job's progress, a Cancel
+    button) and follows its job's events over the task's websocket; when the job ends the page reloads and
+    shows the task finished with its version ready."""
+    from apps.review import services
+    from tests.review.conftest import run_result_job
+
+    monkeypatch.setattr("apps.core.jobs.enqueue.enqueue", lambda name, *args, **kw: None)
+    monkeypatch.setattr("apps.review.services.results.INLINE_MAX", 0)
+    _answer_everything(people, task)
+    services.bulk_apply(user=people.owner, task_id=task.pk, filter={"q": "Question"}, action="accept")
+    services.bulk_apply(user=people.owner, task_id=task.pk, filter={"q": "calc.py"}, action="reject")
+    t = Tab(browser, live_server, people.owner)
+    t.go(f"/reviews/{task.pk}/")
+    t.page.click("#finish-button")
+    t.page.wait_for_selector("[data-result-job]")
+    snap = task.snapshots.get()
+    job_id = snap.version.job_id
+    assert t.page.inner_text("#task-status") == "finishing" and t.page.is_visible("#finishing-note")
+    assert t.page.inner_text('[data-result-job] [data-field="message"]') == "waiting for a worker…"
+    assert t.page.is_visible(f"#cancel-result-{job_id}") and not t.page.is_visible("#finish-button")
+    event = {"job_id": job_id, "kind": "review.result", "status": "running", "phase": "validating",
+             "progress": {"current": 4, "total": 7, "unit": "examples"}, "task_id": task.pk}
+    t.sockets[-1].send(json.dumps({"event": "job_progress", "payload": event}))
+    t.page.wait_for_function("() => document.querySelector('[data-result-job] [data-field=\"message\"]')"
+                             ".textContent === '4 of 7 examples'")
+    assert t.page.evaluate("() => document.querySelector('[data-result-job] progress').value") == 4
+    assert t.page.inner_text('[data-result-job] [data-field="status"]') == "running"
+    assert (snap.accepted, snap.rejected) == (7, 1)
+    t.page.locator("[data-result-job]").scroll_into_view_if_needed()
+    t.shot("task-finishing")
+    run_result_job(snap)  # the worker builds it
+    with t.page.expect_navigation():  # the job ended: the page reloads
+        t.sockets[-1].send(json.dumps({"event": "status", "payload": {**event, "status": "succeeded"}}))
+    t.page.wait_for_load_state("networkidle")
+    assert t.page.inner_text("#task-status") == "finished" and t.page.locator("[data-result-job]").count() == 0
+    assert t.page.locator("text=Train on it").count() == 1
+    t.page.locator(".version-link").scroll_into_view_if_needed()
+    t.shot("task-finished")
     assert t.problems() == []
     t.close()
 
@@ -255,7 +309,8 @@ def _answer_everything(people, task):
                                  rating=3 + item.example_index % 3)
 
 
-def test_pages_render_without_violations_and_plots_follow_their_data(browser, live_server, people, make_version, task):
+def test_pages_render_without_violations_and_plots_follow_their_data(browser, live_server, people, make_version, task,
+                                                                      tokenizer_loaded):
     from apps.review import services
 
     empty_v = make_version(examples=[chat_example(i) for i in range(3)], owner=people.member2)

@@ -14,7 +14,7 @@ from apps.review.models import BulkAction, ReviewComment, ReviewFlag, ReviewItem
 from apps.review.views import conversation, kappa_class, kappa_matrix
 from tests.review.conftest import chat_example
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tokenizer_loaded")]  # results built inline
 HX = {"HTTP_HX_REQUEST": "true"}
 
 

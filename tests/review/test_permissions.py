@@ -10,7 +10,7 @@ from apps.review import selectors, services
 from apps.review.models import BulkAction, ReviewComment, ReviewResponse, ReviewSnapshot
 from tests.factories import ApiKeyFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tokenizer_loaded")]  # results built inline
 
 ACTORS = ("reviewer_assigned", "reviewer_other", "member_owner", "member_assigned", "member_other", "lead", "admin")
 VIEW = {"reviewer_assigned", "member_assigned", "member_owner", "lead", "admin"}

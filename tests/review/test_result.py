@@ -12,7 +12,7 @@ from apps.datasets.models import DatasetVersion
 from apps.review import services
 from apps.review.models import BulkAction, ReviewItem, ReviewSnapshot
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tokenizer_loaded")]  # results built inline
 
 
 def _review_all(task, reviewer, decide):

@@ -14,14 +14,7 @@ from apps.review import services
 from tests.datasets.test_derive_reuse import Spy, _assert_as_from_scratch, _rows_of
 from tests.review.conftest import chat_example
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _tokenizer_loaded():
-    from apps.datasets.validation.tokens import counter_for_base_model
-
-    counter_for_base_model(None)  # small uploads are imported in the request only when it is loaded
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tokenizer_loaded")]  # imports and results inline
 
 
 def test_finish_reuses_the_parents_figures_and_matches_a_validation_from_scratch(people, make_task, monkeypatch):

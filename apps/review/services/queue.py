@@ -12,19 +12,23 @@ Contract:
 - Leases last `task.lease_seconds`; an expired lease is reclaimed by a later `queue_next` of the task (each
   process looks at most every RECLAIM_EVERY_S); its slot returns to the queue. Until then its holder may
   still decide on it.
-Query budget of `queue_next`: the assignment with its task, the held lease, then in one transaction the
-locking search (one index range scan), the lease insert and two one-row updates; after commit one read for
-the `presence` event."""
+Query budget of `queue_next` on PostgreSQL: ONE statement in the usual case (apps.review.services.queue_sql:
+the assignment, the held lease renewed or the locking search — one index range scan — with the lease insert and
+the two one-row updates, and the example's content), plus a one-row check for expired leases at most every
+RECLAIM_EVERY_S per process. The ORM path below (the wrap-around from the start, waiting on rows being taken
+this moment, skipped items; every case on other databases) does the same in a few statements. The `presence`
+event after commit carries only what changed (who took or gave back which item): no read."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.review.models import ItemReservation, ReviewAssignment, ReviewItem, ReviewResponse, ReviewTask
 from apps.review.realtime import presence_on_commit
+from apps.review.services import queue_sql
 from apps.review.services.common import task_for
 
 Status = ReviewResponse.Status
@@ -106,22 +110,63 @@ RECLAIM_EVERY_S = 5.0  # each process looks for expired leases of a task at most
 _last_reclaim: dict[int, float] = {}
 
 
-def _maybe_reclaim(task: ReviewTask, now, *, force: bool = False) -> int:
+def _maybe_reclaim(task: ReviewTask | int, now, *, force: bool = False) -> int:
     import time
 
+    task_id = task if isinstance(task, int) else task.pk
     t = time.monotonic()
-    if not force and t - _last_reclaim.get(task.pk, -1e9) < RECLAIM_EVERY_S:
+    if not force and t - _last_reclaim.get(task_id, -1e9) < RECLAIM_EVERY_S:
         return 0
-    _last_reclaim[task.pk] = t
-    if ReviewResponse.objects.filter(task_id=task.pk, status=Status.LEASED, lease_expires_at__lt=now).exists():
+    _last_reclaim[task_id] = t
+    if ReviewResponse.objects.filter(task_id=task_id, status=Status.LEASED, lease_expires_at__lt=now).exists():
+        if isinstance(task, int):
+            task = ReviewTask.objects.only("pk", "overlap").get(pk=task_id)
         with transaction.atomic():  # its own short transaction: no lock is kept while searching
             return reclaim_expired(task, now)
     return 0
 
 
+def _closed(status: str):
+    from apps.core.exceptions import Conflict
+
+    return Conflict(f"The review task is {status}: nothing can change in it any more.", code="task_closed")
+
+
+def _took(user, item: ReviewItem, now) -> dict:
+    return {"username": user.username, "item_id": item.pk, "example_index": item.example_index,
+            "since": now.isoformat()}
+
+
 def queue_next(*, user, task_id: int) -> ReviewItem | None:
     """The next item for `user` in the task, leased to them; None when nothing is left for them.
     403 when they are not assigned; 409 when the task is no longer open."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        task_for(user, task_id, need="review")  # 404, with the one wording
+        raise AssertionError("unreachable")
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        _maybe_reclaim(task_id, now)
+        try:
+            if connection.in_atomic_block:  # a savepoint: a failed statement leaves the caller's transaction usable
+                with transaction.atomic():
+                    got = queue_sql.next_in_one_statement(task_id=task_id, user=user, now=now)
+            else:  # the statement is its own transaction
+                got = queue_sql.next_in_one_statement(task_id=task_id, user=user, now=now)
+        except IntegrityError:  # the same reviewer asked twice at once and both picked one item: the ORM path
+            got = queue_sql.Next(status=ReviewTask.Status.OPEN, item=None)
+        if got is None:  # not assigned
+            task_for(user, task_id, need="review")  # 404 or 403, with the one wording
+            raise AssertionError("unreachable")
+        if got.status != ReviewTask.Status.OPEN:
+            raise _closed(got.status)
+        if got.item is not None:
+            if got.new:
+                presence_on_commit(task_id, took=_took(user, got.item, now))
+            return got.item
+    return _queue_next_orm(user=user, task_id=task_id)
+
+
+def _queue_next_orm(*, user, task_id: int) -> ReviewItem | None:
     held = (ReviewResponse.objects.filter(task_id=OuterRef("task_id"), reviewer_id=OuterRef("user_id"),
                                           status=Status.LEASED).order_by("-leased_at").values("pk")[:1])
     assignment = (ReviewAssignment.objects.select_related("task").annotate(held_id=Subquery(held))
@@ -132,9 +177,7 @@ def queue_next(*, user, task_id: int) -> ReviewItem | None:
         raise AssertionError("unreachable")
     task = assignment.task
     if task.status != ReviewTask.Status.OPEN:
-        from apps.core.exceptions import Conflict
-
-        raise Conflict(f"The review task is {task.status}: nothing can change in it any more.", code="task_closed")
+        raise _closed(task.status)
     now = timezone.now()
     _maybe_reclaim(task, now)
     item = _next(task, user, now, assignment)
@@ -192,7 +235,7 @@ def _next_in_transaction(task: ReviewTask, user, now, assignment: ReviewAssignme
     if item is None:
         return None
     item.lease = response
-    presence_on_commit(task.pk)
+    presence_on_commit(task.pk, took=_took(user, item, now))
     return item
 
 
@@ -212,7 +255,7 @@ def item_skip(*, user, task_id: int, item_id: int) -> None:
     resp.status, resp.skipped_at, resp.lease_expires_at = Status.SKIPPED, timezone.now(), None
     resp.save(update_fields=["status", "skipped_at", "lease_expires_at"])
     _set_taken(item, task.overlap, -1)
-    presence_on_commit(task.pk)
+    presence_on_commit(task.pk, left={"username": user.username, "item_id": item.pk})
 
 
 def lease_extend(*, user, task_id: int, item_id: int) -> ReviewResponse:

@@ -84,8 +84,15 @@ def task_new_view(request):
 def task_detail_view(request, task_id: int):
     task = selectors.task_get(user=request.user, task_id=task_id)
     live = live_context(task)
+    from apps.core.jobs.selectors import job_as_dict
+
+    snapshots = list(selectors.snapshots(task=task).order_by("-created_at"))
+    for s in snapshots:  # a version being built shows its job (progress, cancel)
+        s.job = job_as_dict(s.version.job, user=request.user) if s.version.status == "importing" and \
+            s.version.job_id else None
     ctx = {**task_context(request, task), **live, "task_disputed": live["progress"]["disputed"],
-           "snapshots": list(selectors.snapshots(task=task).order_by("-created_at")),
+           "snapshots": snapshots,
+           "jobs_url": reverse("jobs:list"), "here": request.get_full_path(),
            "assignees": [a.user.username for a in task.assignments.select_related("user")]}
     return render(request, "review/detail.html", ctx)
 
@@ -272,8 +279,13 @@ def _make_version(request, task_id: int, *, final: bool):
         return redirect("review:detail", task_id=task.pk)
     v = snap.version
     what = "Finished" if final else "Snapshot"
-    messages.success(request, f"{what}: dataset version v{v.number} with {snap.accepted} accepted examples "
-                              f"({snap.edited} edited, {snap.rejected} rejected left out).")
+    if v.status == "importing":
+        messages.info(request, f"{'Finishing' if final else 'Snapshot'}: dataset version v{v.number} with "
+                               f"{snap.accepted} accepted examples is being built by a worker; its progress is "
+                               f"below.")
+    else:
+        messages.success(request, f"{what}: dataset version v{v.number} with {snap.accepted} accepted examples "
+                                  f"({snap.edited} edited, {snap.rejected} rejected left out).")
     return redirect(f"{reverse('review:detail', args=[task.pk])}?made={v.pk}")
 
 

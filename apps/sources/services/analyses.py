@@ -1,6 +1,8 @@
 """Analyses: a job ("source.analyse", apps/sources/jobs.py) that re-scans a source (a clone fetches new
 commits) and runs the engine's analysis on each repository: files per language, lines of code, complexity per
-function (lizard), components (built-in + the source's rules), commit history, the licence.
+function (lizard), components (built-in + the source's rules), commit history, the licence. Each file's figures
+are cached by git blob under ARTIFACT_ROOT/cache/repo-analysis (`analysis_cache_dir`), so a re-analysis after a
+commit analyses only the files that changed.
 
 Contract: `analysis_start` creates the Analysis and its job and sends it to the worker after commit (or runs
 it here with inline=True: the CLI); `analysis_process` (the actor's body; idempotent, a re-run starts over)
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.core.exceptions import Conflict
@@ -23,6 +27,12 @@ from apps.sources.services.sources import ACTIVE, managed_source, repo_path, sca
 from workers.engine import repos as engine
 
 log = logging.getLogger(__name__)
+
+
+def analysis_cache_dir() -> Path:
+    """The engine's per-blob cache of file figures (workers/engine/repos/analysis_cache.py), shared by every
+    source and process: a re-analysis after a commit re-reads and re-analyses only the changed files."""
+    return Path(settings.ARTIFACT_ROOT) / "cache" / "repo-analysis"
 
 
 def analysis_start(*, user, source_id: int, inline: bool = False) -> Analysis:
@@ -80,7 +90,8 @@ def analysis_process(*, analysis_id: int) -> Analysis:
             for i, repo in enumerate(repos):
                 rep = _Reporter(job_id, prefix=f"{repo.name} ({i + 1}/{len(repos)}): " if len(repos) > 1 else "")
                 result = engine.analyze(repo_path(repo), commit=repo.commit or "HEAD", rules=rules,
-                                        progress=rep.progress, should_stop=rep.should_stop)
+                                        progress=rep.progress, should_stop=rep.should_stop,
+                                        cache_dir=analysis_cache_dir())
                 per_repo.append({**result, "name": repo.name, "role": repo.role})
             results = {"repos": per_repo, "totals": merge_results(per_repo), "notes": scanned["notes"]}
         job_services.job_finish(job_id=job_id, status="succeeded",

@@ -1,16 +1,24 @@
 """Repository analysis as plain JSON: languages, lines of code, complexity per function (lizard),
 components (built-in kinds plus user rules), commit history and the license. The sources app stores the
-dict as it is and draws its plots from it (see /work/notes/repos-engine.md for the shape)."""
+dict as it is and draws its plots from it (see /work/notes/repos-engine.md for the shape).
+
+With ``cache_dir`` the figures of each file (lines, lines of code, classes, lizard's functions) come from an
+:class:`~workers.engine.repos.analysis_cache.AnalysisCache` keyed by git blob: a file whose blob was analysed
+before is neither read nor analysed again, so a new commit costs only its changed files. The result is the
+same as without the cache (plus ``cache``: hits, misses, corrupt entries, entries written). The commit history
+goes through the same cache: only commits no earlier analysis read are read again (history._cached_commits)."""
 from __future__ import annotations
 
 import fnmatch
 import os
 import re
+import threading
 import time
 from collections import Counter
 
+from workers.engine.repos.analysis_cache import AnalysisCache, flavor_of
 from workers.engine.repos.errors import RepoError, check_stop
-from workers.engine.repos.files import Snapshot, load_snapshot
+from workers.engine.repos.files import CONFIG_LANGS, MARKUP, PROSE, Snapshot, list_files, load_snapshot
 from workers.engine.repos.history import history_stats
 from workers.engine.repos.license import detect_license
 from workers.engine.repos.sources import open_repo
@@ -45,13 +53,14 @@ class Rule:
             return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], g)
         return fnmatch.fnmatchcase(path, g.replace("**/", "*/")) if "**/" in g else False
 
-    def matches(self, path: str, text: str) -> int:
-        """How many components this file holds: regex hits (or 1 per matching file for a glob-only rule)."""
+    def matches(self, path: str, text) -> int:
+        """How many components this file holds: regex hits (or 1 per matching file for a glob-only rule).
+        ``text``: the file's text, or a function returning it (called only when the regex must run)."""
         if self.glob and not self._glob_match(path):
             return 0
         if self.regex is None:
             return 1
-        return len(self.regex.findall(text))
+        return len(self.regex.findall(text() if callable(text) else text))
 
 
 def parse_rules(rules) -> list[Rule]:
@@ -65,43 +74,25 @@ def _bucket(ccn: int) -> str:
     return BUCKETS[0][2]
 
 
-def analyze(repo_path, *, commit: str = "HEAD", rules=(), max_file_bytes: int = 1_000_000, history: bool = True,
-            max_commits: int = 5000, workers: int | None = None, progress=None, should_stop=None,
-            snapshot: Snapshot | None = None) -> dict:
-    started = time.monotonic()
-    parsed_rules = parse_rules(rules)
-    info = open_repo(repo_path, commit=commit)
-    snap = snapshot or load_snapshot(info.path, info.commit, max_file_bytes=max_file_bytes, progress=progress,
-                                     should_stop=should_stop)
-    check_stop(should_stop)
-    languages: dict[str, dict] = {}
-    components: Counter = Counter()
-    component_files: dict[str, list[str]] = {r.name: [] for r in parsed_rules}
-    for r in parsed_rules:
-        components[r.name] = 0
-    code_items = []
+def _may_be_code(language: str | None) -> bool:
+    """Whether a file of this language is code or a test unless its path says otherwise (files.kind_of)."""
+    return language is not None and language not in PROSE and language not in CONFIG_LANGS and language not in MARKUP
+
+
+def _file_figures(snap: Snapshot, cache: AnalysisCache | None, cached: dict[str, dict], *, workers: int,
+                  progress, should_stop) -> tuple[dict[str, tuple], threading.Thread | None]:
+    """path -> ``(lines, loc, classes | None, lizard rows | None)`` for every file of the snapshot: from the
+    cache where an entry exists, else computed (lizard in ``workers`` processes); and the thread writing the
+    computed ones to the cache (None without one)."""
+    figures: dict[str, tuple] = {}
+    todo = []
     for f in snap.files.values():
-        lang = f.language or "Other"
-        slot = languages.setdefault(lang, {"files": 0, "loc": 0})
-        slot["files"] += 1
-        slot["loc"] += f.loc
-        if f.kind == "test":
-            components["tests"] += 1
-        elif f.kind == "doc":
-            components["docs"] += 1
-        elif f.kind == "config":
-            components["config"] += 1
-        if f.kind in ("code", "test"):
-            components["classes"] += count_classes(f.text, f.language)
-        if f.language in LIZARD_LANGS and f.kind in ("code", "test"):
-            code_items.append((f.path, f.text))
-        for r in parsed_rules:
-            n = r.matches(f.path, f.text)
-            if n:
-                components[r.name] += n
-                if len(component_files[r.name]) < 500:
-                    component_files[r.name].append(f.path)
-    workers = workers or min(os.cpu_count() or 1, 8)
+        entry = cached.get(f.path)
+        if entry is not None:
+            figures[f.path] = (entry["lines"], entry["loc"], entry["classes"], entry["funcs"])
+        else:
+            todo.append(f)
+    code_items = [(f.path, f.text) for f in todo if f.language in LIZARD_LANGS]
     if progress:
         progress("complexity", 0, len(code_items))
 
@@ -111,6 +102,92 @@ def analyze(repo_path, *, commit: str = "HEAD", rules=(), max_file_bytes: int = 
         check_stop(should_stop)
 
     funcs = lizard_many(code_items, workers=workers, progress=tick)
+    fresh = []
+    for f in todo:
+        classes = count_classes(f.text, f.language) if _may_be_code(f.language) else None
+        rows = funcs.get(f.path) if f.language in LIZARD_LANGS else None
+        figures[f.path] = (f.lines, f.loc, classes, rows)
+        fresh.append({"blob": f.blob, "flavor": flavor_of(f.path), "lines": f.lines, "loc": f.loc,
+                      "classes": classes, "funcs": rows})
+    writer = cache.put_many_in_background(fresh) if cache is not None and fresh else None
+    return figures, writer
+
+
+def analyze(repo_path, *, commit: str = "HEAD", rules=(), max_file_bytes: int = 1_000_000, history: bool = True,
+            max_commits: int = 5000, workers: int | None = None, progress=None, should_stop=None,
+            snapshot: Snapshot | None = None, cache_dir=None) -> dict:
+    started = time.monotonic()
+    parsed_rules = parse_rules(rules)
+    info = open_repo(repo_path, commit=commit)
+    cache = AnalysisCache(cache_dir) if cache_dir is not None else None
+    cached: dict[str, dict] = {}
+    if snapshot is not None:
+        snap = snapshot
+        if cache is not None:
+            for f in snap.files.values():
+                entry = cache.get(f.blob, flavor_of(f.path))
+                if entry is not None:
+                    cached[f.path] = entry
+    else:
+        listing = list_files(info.path, info.commit, max_file_bytes=max_file_bytes)
+        if cache is not None:  # a cached blob is known to be text: it is read only if a rule or the licence asks
+            for e in listing.files:
+                entry = cache.get(e.blob, flavor_of(e.path))
+                if entry is not None:
+                    cached[e.path] = entry
+        snap = load_snapshot(info.path, info.commit, max_file_bytes=max_file_bytes, progress=progress,
+                             should_stop=should_stop, listing=listing,
+                             known_text={p: e["blob"] for p, e in cached.items()})
+    check_stop(should_stop)
+    workers = workers or min(os.cpu_count() or 1, 8)
+    figures, writer = _file_figures(snap, cache, cached, workers=workers, progress=progress,
+                                    should_stop=should_stop)
+    try:
+        out = _summarise(info, snap, figures, parsed_rules, history=history, max_commits=max_commits,
+                         progress=progress, should_stop=should_stop, cache=cache)
+    finally:
+        if writer is not None:  # the new entries were written while the history was read
+            writer.join()
+    if cache is not None:
+        out["cache"] = cache.stats()
+        cache.maybe_prune()
+    out["duration_s"] = round(time.monotonic() - started, 3)
+    return out
+
+
+def _summarise(info, snap: Snapshot, figures: dict[str, tuple], parsed_rules: list[Rule], *, history: bool,
+               max_commits: int, progress, should_stop, cache: AnalysisCache | None) -> dict:
+    languages: dict[str, dict] = {}
+    components: Counter = Counter()
+    component_files: dict[str, list[str]] = {r.name: [] for r in parsed_rules}
+    for r in parsed_rules:
+        components[r.name] = 0
+    funcs: dict[str, list] = {}
+    loc_total = lines_total = 0
+    for f in snap.files.values():
+        lines, loc, classes, rows = figures[f.path]
+        loc_total += loc
+        lines_total += lines
+        lang = f.language or "Other"
+        slot = languages.setdefault(lang, {"files": 0, "loc": 0})
+        slot["files"] += 1
+        slot["loc"] += loc
+        if f.kind == "test":
+            components["tests"] += 1
+        elif f.kind == "doc":
+            components["docs"] += 1
+        elif f.kind == "config":
+            components["config"] += 1
+        if f.kind in ("code", "test"):
+            components["classes"] += classes or 0
+        if f.language in LIZARD_LANGS and f.kind in ("code", "test"):
+            funcs[f.path] = rows or []
+        for r in parsed_rules:
+            n = r.matches(f.path, lambda f=f: f.text)
+            if n:
+                components[r.name] += n
+                if len(component_files[r.name]) < 500:
+                    component_files[r.name].append(f.path)
     hist = Counter()
     ccns = []
     top = []
@@ -125,15 +202,15 @@ def analyze(repo_path, *, commit: str = "HEAD", rules=(), max_file_bytes: int = 
     if history:
         if progress:
             progress("history", 0, None)
-        history_data = history_stats(info.path, info.commit, max_commits=max_commits, should_stop=should_stop)
+        history_data = history_stats(info.path, info.commit, max_commits=max_commits, should_stop=should_stop,
+                                     cache=cache)
         if progress:
             progress("history", history_data["commits"], history_data["commits"])
     ordered = {k: components.get(k, 0) for k in ("functions", "classes", "tests", "docs", "config")}
     ordered.update({r.name: components.get(r.name, 0) for r in parsed_rules})
     return {
         "repo": info.path, "commit": info.commit, "branch": info.branch, "subject": info.subject,
-        "files_total": len(snap.files), "loc_total": sum(f.loc for f in snap.files.values()),
-        "lines_total": sum(f.lines for f in snap.files.values()),
+        "files_total": len(snap.files), "loc_total": loc_total, "lines_total": lines_total,
         "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1]["loc"], kv[0]))),
         "skipped": dict(sorted(snap.skipped.items())),
         "skipped_paths": snap.skipped_paths,
@@ -148,5 +225,5 @@ def analyze(repo_path, *, commit: str = "HEAD", rules=(), max_file_bytes: int = 
         "component_files": component_files,
         "history": history_data,
         "license": detect_license(snap.files),
-        "duration_s": round(time.monotonic() - started, 3),
+        "duration_s": None,  # set by analyze, once the cache's writer is done
     }

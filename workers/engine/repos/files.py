@@ -359,11 +359,14 @@ class Snapshot:
 
 
 def load_snapshot(repo_path, commit: str, *, max_file_bytes: int = 1_000_000, progress=None,
-                  should_stop=None, known_text: dict[str, str] | None = None) -> Snapshot:
+                  should_stop=None, known_text: dict[str, str] | None = None,
+                  listing: FileListing | None = None) -> Snapshot:
     """List the files at ``commit`` and read the text ones (binary ones skipped and counted).
     ``known_text`` (path -> blob, from a previous snapshot's :meth:`Snapshot.text_blobs`) names files already
-    known to be text: they are not read now, only when something asks for their text."""
-    listing = list_files(repo_path, commit, max_file_bytes=max_file_bytes)
+    known to be text: they are not read now, only when something asks for their text. ``listing``: this
+    commit's :func:`list_files` when the caller already has it (it is not listed again)."""
+    if listing is None:
+        listing = list_files(repo_path, commit, max_file_bytes=max_file_bytes)
     known = known_text or {}
     snap = Snapshot(repo_path, commit, {}, {}, {})
     todo = [e.blob for e in listing.files if known.get(e.path) != e.blob]
