@@ -85,12 +85,25 @@ def test_dpo_run_from_the_export(client, people, make_arena, generate, tiny_base
     assert "base_model" in [e["field"] for e in r.json()["errors"]]
     r = api.post(f"/api/arenas/{arena.pk}/dpo", {"base_model": "tiny", "hyperparameters": {"max_steps": 2}},
                  content_type="application/json")
-    if r.status_code == 422 and any(e["field"] == "method" for e in r.json()["errors"]):
-        pytest.skip("run_create does not take method dpo yet (helper dpo): " + r.json()["detail"])
     assert r.status_code == 201, r.content
     body = r.json()
     assert body["method"] == "dpo" and body["dataset_version_id"] == Arena.objects.get(pk=arena.pk).export_version_id
     assert Arena.objects.get(pk=arena.pk).dpo_run_id == body["run_id"]
+
+    # The run trains (a real DPO run on the tiny model, as the gpu worker runs it) and its model version's
+    # lineage names the arena the preferences came from.
+    from apps.registry.models import ModelVersion
+    from apps.training.models import TrainingRun
+    from workers.training import train_run
+
+    train_run.fn(body["run_id"])
+    run = TrainingRun.objects.get(pk=body["run_id"])
+    assert run.status == "succeeded", run.error
+    version = ModelVersion.objects.get(run=run)
+    assert version.dataset_version_id == body["dataset_version_id"] and "rewards/margins" in version.metrics
+    client.force_login(people.owner)
+    page = client.get(f"/models/{version.pk}/").content.decode()
+    assert "Preference data" in page and f"/arenas/{arena.pk}/" in page
 
 
 def test_lineage_tag_names_the_arena(people, make_arena, generate):
