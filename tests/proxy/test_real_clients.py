@@ -494,3 +494,45 @@ def test_cli_context_overflow(recorded_hub, hub_admin, coder_alias, inference, a
         assert "context window" in run.proc.stderr, str(run)
     check_logged(run, logged, served_by="", fallback=False)
     assert not inference.recorder.calls  # decided by the hub's count, before any model call
+
+
+# --- 3. an online experiment on the alias: each CLI session sticks to one arm --------------------------
+@pytest.fixture
+def experiment_alias(hub_admin, scripted_upstream, settings):
+    """Alias `abtest` -> two remote versions (both answered by the scripted upstream), split 50/50 by session."""
+    from apps.proxy.gateway import caches_clear
+    from apps.registry.services import model_version_register
+
+    settings.TOGETHER_BASE_URL = scripted_upstream.url + "/v1"  # remote versions are called there
+    caches_clear()
+    a = model_version_register(name="arm a", kind="remote", base_model=None, remote_model_id="capable-1")
+    b = model_version_register(name="arm b", kind="remote", base_model=None, remote_model_id="capable-1")
+    r = hub_admin.post(f"/api/models/{a.pk}/deploy", json={"alias": "abtest"})
+    assert r.status_code == 200, r.text
+    r = hub_admin.post("/api/experiments", json={"alias": "abtest", "sticky_by": "session", "arms": [
+        {"model_version_id": a.pk, "weight": 50}, {"model_version_id": b.pk, "weight": 50}]})
+    assert r.status_code in (200, 201), r.text
+    return r.json()["id"]
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_each_cli_session_sticks_to_one_experiment_arm(recorded_hub, experiment_alias, api_key, scripted_upstream,
+                                                       dirs, logged, cli):
+    """Three separate runs (three sessions) of the real CLI against an alias under a session-sticky experiment:
+    every generating call of a run is served by the same arm (the CLI's own session header: Claude Code's
+    X-Claude-Code-Session-Id, Codex's session-id), and the runs are told apart by their sessions, not by the
+    API key they share."""
+    units = []
+    for i in range(3):
+        work, home = dirs(f"session{i}")
+        nonce = uuid.uuid4().hex[:12]
+        run = RUNNERS[cli](recorded_hub, api_key, "abtest", f"Please reply with `hello {nonce}`.", work, home)
+        assert run.rc == 0 and run.answer == f"hello {nonce}", str(run)
+        assert not refusals(run.calls), (refusals(run.calls), str(run))
+        rows = check_logged(run, logged, alias="abtest", experiment_id=experiment_alias)
+        assert len({r["arm"] for r in rows}) == 1 and rows[0]["arm"] in ("A", "B"), rows
+        assert len({r["unit"] for r in rows}) == 1, rows
+        arm = {c["headers"].get("x-hub-arm") for c in run.calls if c["path"] in GENERATING}
+        assert arm == {f"{experiment_alias}/{rows[0]['arm']}"}, arm
+        units.append(rows[0]["unit"])
+    assert len(set(units)) == 3, units  # a session each: not the shared API key
