@@ -61,14 +61,14 @@ def experiment_get(request, experiment_id: Id):
     return experiment_detail(selectors.experiment_get(experiment_id))
 
 
-@router.post("/experiments/{experiment_id}/stop", response=responses({200: ExperimentDetail}, 404, 409, write=True))
+@router.post("/experiments/{experiment_id}/stop", response=responses({200: ExperimentDetail}, 404, 409, body=True))
 def experiment_stop(request, experiment_id: Id, payload: ReasonIn = Body(None)):
     """End the split; the alias serves what it served before (admins only)."""
     services.experiment_stop(actor=request.auth, experiment_id=experiment_id, reason=(payload.reason or "") if payload else "")
     return experiment_detail(selectors.experiment_get(experiment_id))
 
 
-@router.post("/experiments/{experiment_id}/promote", response=responses({200: ExperimentDetail}, 404, 409, write=True))
+@router.post("/experiments/{experiment_id}/promote", response=responses({200: ExperimentDetail}, 404, 409, body=True))
 def experiment_promote(request, experiment_id: Id, payload: PromoteIn = Body(None)):
     """Deploy the winning arm's version to the alias and end the split (admins only); a canary promotes its
     canary arm."""
@@ -77,7 +77,7 @@ def experiment_promote(request, experiment_id: Id, payload: PromoteIn = Body(Non
     return experiment_detail(selectors.experiment_get(experiment_id))
 
 
-@router.post("/experiments/{experiment_id}/rollback", response=responses({200: ExperimentDetail}, 404, 409, write=True))
+@router.post("/experiments/{experiment_id}/rollback", response=responses({200: ExperimentDetail}, 404, 409, body=True))
 def canary_rollback(request, experiment_id: Id, payload: ReasonIn = Body(None)):
     """Roll a canary back by hand: the split ends, the alias keeps its stable version (admins only)."""
     canary.canary_rollback(actor=request.auth, experiment_id=experiment_id,

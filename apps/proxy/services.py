@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import datetime as dt
 import logging
 
@@ -16,8 +17,8 @@ from apps.traffic import services as traffic
 log = logging.getLogger(__name__)
 MAX_BODY_CHARS = 20_000
 _pending: set = set()  # executor sends not finished yet
-_buffer: list[dict] = []  # request-log payloads waiting for the next batch (this process's event loop)
-_flush_handle = None  # the loop timer that sends the buffer
+_batches: dict = {}  # event loop -> _Batch: the request-log payloads waiting on that loop, and its timer
+_batches_lock = threading.Lock()
 LOG_BATCH_S = 0.05  # a payload waits at most this long before it is sent
 LOG_BATCH_MAX = 200  # ... or until this many are waiting
 
@@ -116,14 +117,32 @@ def _send_batch(batch: list[dict]) -> None:
         log.exception("could not queue %d request log(s) (%s...)", len(batch), batch[0].get("request_id"))
 
 
+class _Batch:
+    __slots__ = ("payloads", "handle")
+
+    def __init__(self):
+        self.payloads: list[dict] = []
+        self.handle = None  # the loop timer that sends them
+
+
+def _take(loop) -> list[dict]:
+    """What waits on `loop`, and on loops that closed with payloads still waiting (none in production, where
+    the lifespan shutdown flushes; a test's loop may end within a window)."""
+    out: list[dict] = []
+    with _batches_lock:
+        for lp in [lp for lp in _batches if lp is loop or lp.is_closed()]:
+            batch = _batches.pop(lp)
+            if batch.handle is not None and lp is loop:
+                batch.handle.cancel()
+            out.extend(batch.payloads)
+    return out
+
+
 def _flush_buffer(loop) -> None:
-    """Runs on the event loop: hand what is buffered to one executor send (one Redis push)."""
-    global _flush_handle
-    _flush_handle = None
-    while _buffer:
-        batch = _buffer[:LOG_BATCH_MAX]
-        del _buffer[:LOG_BATCH_MAX]
-        fut = loop.run_in_executor(None, _send_batch, batch)
+    """Runs on the event loop: hand what is buffered to executor sends (one Redis push per LOG_BATCH_MAX)."""
+    payloads = _take(loop)
+    for i in range(0, len(payloads), LOG_BATCH_MAX):
+        fut = loop.run_in_executor(None, _send_batch, payloads[i:i + LOG_BATCH_MAX])
         _pending.add(fut)
         fut.add_done_callback(_pending.discard)
 
@@ -131,30 +150,33 @@ def _flush_buffer(loop) -> None:
 def request_log_enqueue(payload: dict) -> None:
     """Queue the log write off the event loop; never raises. On an event loop the payloads of one
     LOG_BATCH_S window go out together, as one `request_log_write_many` message (one Redis push in a
-    worker thread for many requests: under load a per-request push cost the hub ~0.3 ms of CPU a call);
-    outside a loop the message is sent at once."""
-    global _flush_handle
+    worker thread for many requests: a push per request cost the hub ~0.3 ms of CPU a call); outside a loop
+    the message is sent at once. Each loop (a process normally has one) batches on its own."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         _send_batch([payload])
         return
-    _buffer.append(payload)
-    if len(_buffer) >= LOG_BATCH_MAX:
-        if _flush_handle is not None:
-            _flush_handle.cancel()
+    with _batches_lock:
+        batch = _batches.get(loop)
+        if batch is None:
+            batch = _batches[loop] = _Batch()
+        batch.payloads.append(payload)
+        full = len(batch.payloads) >= LOG_BATCH_MAX
+        if not full and batch.handle is None:
+            batch.handle = loop.call_later(LOG_BATCH_S, _flush_buffer, loop)
+    if full:
         _flush_buffer(loop)
-    elif _flush_handle is None:
-        _flush_handle = loop.call_later(LOG_BATCH_S, _flush_buffer, loop)
 
 
 async def request_log_flush() -> None:
     """Send what is buffered now and wait for every queued send (tests and shutdown)."""
-    global _flush_handle
-    if _flush_handle is not None:
-        _flush_handle.cancel()
-        _flush_handle = None
-    if _buffer:
-        _flush_buffer(asyncio.get_running_loop())
-    while _pending:
-        await asyncio.gather(*list(_pending), return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    _flush_buffer(loop)
+    while True:
+        for fut in [f for f in _pending if f.get_loop().is_closed()]:  # another loop's, never to finish
+            _pending.discard(fut)
+        mine = [f for f in _pending if f.get_loop() is loop]
+        if not mine:
+            return
+        await asyncio.gather(*mine, return_exceptions=True)

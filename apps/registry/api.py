@@ -112,7 +112,7 @@ def alias_history(request, name: Slug):
             "rollback_targets": [deployment_out(d) for d in selectors.alias_rollback_targets(name)]}
 
 
-@router.post("/aliases/{name}/rollback", response=responses({200: AliasOut}, 404, 409, write=True))
+@router.post("/aliases/{name}/rollback", response=responses({200: AliasOut}, 404, 409, body=True))
 def alias_rollback(request, name: Slug, payload: RollbackIn = Body(None)):
     """Point the alias back at a version it served before (admins only): `to_deployment_id` (any earlier
     deployment), `to_version_id`, or by default the most recent other version; with a `reason`. A rollback

@@ -61,3 +61,25 @@ def test_the_batch_actor_writes_each_row_once_even_when_redelivered(db, member):
     request_log_write_many(batch)
     request_log_write_many(batch)  # the broker delivered it twice
     assert sorted(RequestLog.objects.values_list("request_id", flat=True)) == ["b0", "b1", "b2"]
+
+
+def test_a_loop_that_closed_mid_window_strands_nothing(monkeypatch):
+    """A payload buffered on a loop that ended before its timer is sent with the next loop's batch, and the
+    dead loop's timer does not keep the next loop from batching (tests run one loop each)."""
+    sent = []
+    monkeypatch.setattr(services.jobs, "enqueue", lambda actor, arg, **kw: sent.append((actor, arg)))
+
+    async def log_only(rid):
+        services.request_log_enqueue({"request_id": rid})
+
+    asyncio.run(log_only("first"))  # the loop ends with the payload still waiting
+    assert sent == []
+
+    async def log_and_wait():
+        services.request_log_enqueue({"request_id": "second"})
+        await asyncio.sleep(services.LOG_BATCH_S * 3)
+        await services.request_log_flush()
+
+    asyncio.run(log_and_wait())
+    ids = sorted(p["request_id"] for _, arg in sent for p in (arg if isinstance(arg, list) else [arg]))
+    assert ids == ["first", "second"]
