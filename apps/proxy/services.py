@@ -126,16 +126,18 @@ class _Batch:
 
 
 def _take(loop) -> list[dict]:
-    """What waits on `loop`, and on loops that closed with payloads still waiting (none in production, where
-    the lifespan shutdown flushes; a test's loop may end within a window)."""
-    out: list[dict] = []
+    """What waits on `loop`. Payloads left on a loop that closed inside a window are dropped with a warning
+    (in production a loop closes only at shutdown, after the lifespan flush; in tests each test's loop is its
+    own, and its logs must not reach the next test's broker)."""
     with _batches_lock:
-        for lp in [lp for lp in _batches if lp is loop or lp.is_closed()]:
-            batch = _batches.pop(lp)
-            if batch.handle is not None and lp is loop:
-                batch.handle.cancel()
-            out.extend(batch.payloads)
-    return out
+        for lp in [lp for lp in _batches if lp is not loop and lp.is_closed()]:
+            log.warning("dropping %d request log(s) left on a closed event loop", len(_batches.pop(lp).payloads))
+        batch = _batches.pop(loop, None)
+    if batch is None:
+        return []
+    if batch.handle is not None:
+        batch.handle.cancel()
+    return batch.payloads
 
 
 def _flush_buffer(loop) -> None:
