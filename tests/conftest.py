@@ -89,3 +89,11 @@ def tiny_base_model(db, tiny_model_dir):
     from apps.registry.services import base_model_register
 
     return base_model_register(model_id="tiny", path=str(tiny_model_dir), name="Tiny test model")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright, one per test module (tests/browser.py)."""
+    from tests.browser import launch
+
+    yield from launch()

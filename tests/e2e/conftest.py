@@ -104,24 +104,6 @@ def start_stack(data_dir: Path, extra_env: dict | None = None):
             assert not running, f"the embedded PostgreSQL of {pgdata} still runs after the launcher stopped"
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's chromium through Playwright, one per test module (the browser tests of tests/e2e)."""
-    if not CHROMIUM:
-        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
 @pytest.fixture(scope="session")
 def stack():
     """The embedded default: the embedded PostgreSQL + the embedded Redis. The data dir is straight under

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import chat_jsonl, upload_ready  # `stack`, `browser`: fixtures of tests/e2e/conftest.py
+from tests.browser import PROBE
+from tests.e2e.conftest import chat_jsonl, upload_ready  # `stack`: a fixture of tests/e2e/conftest.py
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 PASSWORD = "review-pass-2024"
-PROBE = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.effectiveDirective + " " + e.blockedURI));
-"""
 EXPECTED = re.compile(r"status of (409|422)")  # refused edits answer 422 on purpose; the browser logs it
 
 

@@ -13,25 +13,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from django.test import Client
 
 from tests.review.conftest import chat_example
+from tests.browser import PROBE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = os.environ.get("REVIEW_SHOTS")
 EXPECTED_STATUS = re.compile(r"Failed to load resource: the server responded with a status of (409|422)")
-PROBE = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__csp.push(e.effectiveDirective + " blocked " + (e.blockedURI || "?") + " at " + e.sourceFile + ":" + e.lineNumber);
-});
-"""
 
 TOOL_EXAMPLE = {"messages": [
     {"role": "system", "content": "You are a coding agent. <b>Never</b> guess."},
@@ -42,27 +35,6 @@ TOOL_EXAMPLE = {"messages": [
     {"role": "tool", "tool_call_id": "call_7", "content": "<file path=\"calc.py\">def add(a, b):\n    return a - b\n</file>"},
     {"role": "assistant", "content": "The function subtracts; it should add:\n```python\ndef add(a, b):\n    return a + b\n```"},
 ]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get)")
-    from playwright.sync_api import sync_playwright
-
-    old = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"])
-    yield b
-    b.close()
-    pw.stop()
-    if old is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
 
 
 def cookie_of(user) -> str:
