@@ -16,8 +16,8 @@ from apps.registry.models import Alias, ModelVersion
 _VERSION_RE = re.compile(r"^(?:mv-)?([0-9]{1,18})$")  # ASCII digits only: `mv-٣` names nothing
 _CLAUDE_FAMILIES = ("haiku", "sonnet", "opus")
 
-__all__ = ["Route", "Plan", "plan_resolve", "route_resolve", "alias_names", "model_list", "model_get", "provider_list",
-           "provider_get", "chain_get", "chain_list", "target_label", "provider_base_url"]
+__all__ = ["Route", "Plan", "plan_resolve", "provider_plan", "route_resolve", "alias_names", "model_list", "model_get",
+           "provider_list", "provider_get", "chain_get", "chain_list", "target_label", "provider_base_url"]
 
 
 def _nameable(name: object) -> bool:
@@ -77,6 +77,14 @@ def _provider_route(provider: Provider, model: str, requested: str, alias: str |
                  first_byte_s=_min(provider.first_byte_timeout_s, s.timeout_s),
                  total_s=_min(provider.total_timeout_s, s.timeout_s), max_concurrency=provider.max_concurrency,
                  context_length=provider.context_length, unavailable=unavailable)
+
+
+def provider_plan(provider: Provider, model: str) -> Plan:
+    """The plan that calls one provider's model directly (no alias, default settings), named
+    `<provider>/<model>`: for callers that target a provider model themselves (the arena's contestants)."""
+    requested = f"{provider.name}/{model}"
+    return Plan(requested, None, (_provider_route(provider, model, requested, None, ChainSettings()),),
+                ChainSettings())
 
 
 def _settings_of(chain: AliasChain | None) -> ChainSettings:

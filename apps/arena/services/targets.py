@@ -143,15 +143,10 @@ def parse_target(spec, *, field: str) -> Target:
 def plan_for(*, kind: str, model: str, provider=None):
     """The proxy plan that serves this target now, or None."""
     from apps.proxy import selectors as proxy
-    from apps.proxy.routing import ChainSettings, Plan
 
     if kind == "provider":
-        if provider is None:
-            return None
-        requested = f"{provider.name}/{model}"
-        # the proxy's own route builder for a provider's model (timeouts, key, concurrency cap, wire format)
-        route = proxy._provider_route(provider, model, requested, None, ChainSettings())
-        return Plan(requested, None, (route,), ChainSettings())
+        # the proxy's own route for a provider's model (timeouts, key, concurrency cap, wire format)
+        return proxy.provider_plan(provider, model) if provider is not None else None
     return proxy.plan_resolve(model)
 
 
