@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 import httpx
+import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -347,9 +348,12 @@ async def sse_events(resp) -> AsyncIterator[dict]:
                 done = True
                 break
             try:
-                obj = json.loads(data)
+                obj = orjson.loads(data)
             except ValueError:
-                raise UpstreamStreamError("The model server sent a malformed stream event.")
+                try:  # what only the standard library reads (NaN, integers past 64 bits)
+                    obj = json.loads(data)
+                except ValueError:
+                    raise UpstreamStreamError("The model server sent a malformed stream event.")
             if isinstance(obj, dict) and obj.get("error") is not None:
                 err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
                 err = {"message": str(err.get("message") or "The model server failed mid-stream."),

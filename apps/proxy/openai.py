@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from apps.proxy.gateway import Call, UpstreamStreamError, sse_events
 
 
 def _sse(obj) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    try:  # one per token: orjson is several times cheaper than json.dumps (same compact, unescaped output)
+        return "data: " + orjson.dumps(obj).decode() + "\n\n"
+    except TypeError:  # what orjson refuses (an integer past 64 bits): the standard library writes it
+        return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
 def _error_event(call: Call, err: dict) -> str:

@@ -283,6 +283,7 @@ class UpstreamLines:
     deadline: float | None  # perf_counter time of the total timeout
     release: Callable[[], None]
     on_end: Callable[[bool], object] | None = None  # called once with ok=True/False (breaker)
+    read_s: float | None = None  # the connection's read timeout (ends a read that stalls this long)
     status_code: int = 200
     done: bool = False
     failed: str = ""
@@ -301,11 +302,17 @@ class UpstreamLines:
         it = self.lines.__aiter__()
         while True:
             try:
+                # The total timeout: checked between lines; armed around the read only once it is nearer than
+                # the client's own read timeout (which already ends a stalled read) — one timer per line costs
+                # more than the rest of a token's relay.
                 if self.deadline is not None:
                     remaining = self.deadline - time.perf_counter()
                     if remaining <= 0:
                         raise TimeoutError
-                    async with asyncio.timeout(remaining):
+                    if self.read_s is None or remaining < self.read_s:
+                        async with asyncio.timeout(remaining):
+                            line = await it.__anext__()
+                    else:
                         line = await it.__anext__()
                 else:
                     line = await it.__anext__()
@@ -516,7 +523,7 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
         raise TargetFailed(ProxyError(502, message, type="server_error", code="upstream_error"), status,
                            breaker=True)
     lines = UpstreamLines(route=route, resp=resp, lines=rest, buffered=buffered, deadline=deadline,
-                          release=release, on_end=on_end)
+                          release=release, on_end=on_end, read_s=first_byte)
     return Opened(route, mode, (time.perf_counter() - started) * 1000, lines=lines)
 
 
