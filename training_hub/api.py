@@ -82,3 +82,6 @@ api.add_router("/", "apps.sources.api.router")  # /api/sources, /api/generations
 api.add_router("/", "apps.arena.api.router")  # /api/arenas (issue 11)
 api.add_router("/", "apps.monitoring.api.router")  # /api/monitoring/*, /api/alerts (issue 11)
 api.add_router("/", "apps.experiments.api.router")  # /api/experiments, /api/feedback, /api/rollouts (issue 11)
+api.add_router("/", "apps.registry.tools.api.router")  # /api/tools: the tool registry (issue 12)
+api.add_router("/", "apps.registry.exports.api.router")  # /api/models/{id}/exports, /api/exports (issue 12)
+api.add_router("/", "apps.registry.bundles.api.router")  # /api/exports/{id}/bundles, /api/bundles (issue 12)

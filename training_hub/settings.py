@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from training_hub.env import env_bool, env_float, env_int, env_path, env_str, env_url
+from training_hub.env import env_bool, env_choice, env_float, env_int, env_path, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,22 @@ HUB_HOST = env_str("HUB_HOST", "127.0.0.1")
 HUB_INFERENCE_PORT = env_int("HUB_INFERENCE_PORT", HUB_PORT + 1, min_value=1, max_value=65535)
 # OpenAI-compatible inference server the proxy calls (the bundled one, or vLLM).
 HUB_INFERENCE_URL = env_url("HUB_INFERENCE_URL", f"http://127.0.0.1:{HUB_INFERENCE_PORT}/v1", ("http", "https"))
+# The inference server is vLLM with runtime LoRA updating (README "Serving on GPU with vLLM", apps/registry/vllm.py):
+# every deploy loads the version's adapter there as `mv-<id>` and unloads the ones nothing serves any more.
+# HUB_INFERENCE_BASE_MODEL: the hub base model id vLLM serves (its --served-model-name; adapters of other bases are
+# not loaded); HUB_INFERENCE_ARTIFACT_ROOT: where that host mounts HUB_ARTIFACT_ROOT (default: the same path);
+# HUB_INFERENCE_API_KEY: vLLM's --api-key, sent by the proxy and on adapter loads.
+HUB_INFERENCE_VLLM_LORA = env_bool("HUB_INFERENCE_VLLM_LORA", False)
+# The GGUF a deployed version gets, so the inference process serves it through llama.cpp (off: never asked for)
+HUB_EXPORT_MAX_SHARD_SIZE = env_str("HUB_EXPORT_MAX_SHARD_SIZE", "2GB")  # merged exports: safetensors shard size
+HUB_SERVING_GGUF = env_choice("HUB_SERVING_GGUF", "f16", ("f16", "q8_0", "off"))
+HUB_INFERENCE_BASE_MODEL = env_str("HUB_INFERENCE_BASE_MODEL", "")
+HUB_INFERENCE_ARTIFACT_ROOT = env_str("HUB_INFERENCE_ARTIFACT_ROOT", "")
+if HUB_INFERENCE_ARTIFACT_ROOT and not HUB_INFERENCE_ARTIFACT_ROOT.startswith("/"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"HUB_INFERENCE_ARTIFACT_ROOT={HUB_INFERENCE_ARTIFACT_ROOT!r} is not an absolute path")
+HUB_INFERENCE_API_KEY = env_str("HUB_INFERENCE_API_KEY", "")
 HUB_MAX_UPLOAD_MB = env_int("HUB_MAX_UPLOAD_MB", 512, min_value=1)
 HUB_PROXY_TIMEOUT_S = env_float("HUB_PROXY_TIMEOUT_S", 300.0, min_value=1.0)
 # /v1 fallback chains (apps/proxy/breaker.py): a target's circuit opens after this many failures in a row and

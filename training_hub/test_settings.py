@@ -61,3 +61,4 @@ DRAMATIQ_BROKER = {
 }
 WHITENOISE_AUTOREFRESH = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+HUB_SERVING_GGUF = "off"  # deploys in tests ask for no GGUF export (tests/registry/test_serving_gguf.py turns it on)

@@ -6,3 +6,7 @@ from workers import monitoring  # noqa: F401  (roll-ups, worker health, alerts: 
 from workers import review  # noqa: F401  (team review: result versions of review tasks)
 from workers import arena  # noqa: F401  (blind arenas: generation, judge)
 from workers import experiments  # noqa: F401  (experiments and canaries: the monitor every minute, webhooks)
+from workers import registry_vllm  # noqa: F401  (LoRA adapters on a vLLM inference server: after deploys, every minute)
+from workers import exports  # noqa: F401  (model exports: adapter, merged, GGUF, with round-trip checks)
+from workers import bundles  # noqa: F401  (deploy bundles: the zip of an export with config, tools, examples)
+from workers import llamacpp  # noqa: F401  (compile the pinned llama.cpp on the default queue: GGUF exports, serving)

@@ -112,8 +112,13 @@ def arm_metrics(experiment_id: int, arms: list[str], *, since: dt.datetime | Non
                  prompt_tokens=int(r["pt"] or 0), completion_tokens=int(r["ct"] or 0))
     tool_rows = (qs.filter(request__has_key="tools").order_by("-created_at")
                  .values_list("arm", "request", "response")[:TOOL_ROWS_MAX])
+    registry = None
     for arm, request, response in tool_rows:
-        calls, valid = tool_call_counts(request or {}, response or {})
+        if registry is None:  # the tool registry's schemas check calls the request offered no schema for
+            from apps.registry.tools.selectors import tool_registry_schemas
+
+            registry = tool_registry_schemas()
+        calls, valid = tool_call_counts(request or {}, response or {}, registry=registry)
         if calls and arm in out:
             out[arm]["tool_calls"] += calls
             out[arm]["tool_calls_valid"] += valid

@@ -1,11 +1,14 @@
 """Tool-call validity of one logged /v1 call: how many tool calls the answer made and how many of them were
 valid. Pure Python over the logged request and response (apps.proxy.models.RequestLog.request / .response).
 
-Contract: `tool_call_counts(request, response) -> (calls, valid)`. A call is valid when it names a tool the
-request offered, its arguments are a JSON object (a string that parses to one, or an object), every
+Contract: `tool_call_counts(request, response, registry=None) -> (calls, valid)`. A call is valid when it
+names a tool the request offered, its arguments are a JSON object (a string that parses to one, or an object), every
 `required` parameter of the tool's schema is present, and each present parameter with a declared JSON
 `type` has a value of that type (nested schemas are not walked). A request that offered no tools counts
-(0, 0). Understands the three dialects' shapes:
+(0, 0). With `registry` ({name: JSON schema}, apps.registry.tools.selectors.tool_registry_schemas): a tool the
+request offered without a schema (no `parameters`, or one without `properties`) is checked against the
+registry's schema of that name, and a request that offered no tools at all is checked against the registry
+(its calls must name registry tools). Understands the three dialects' shapes:
 - OpenAI chat: request `tools[].function.{name, parameters}`; answer `choices[0].message.tool_calls[]` or,
   for a streamed call, the log's `tool_calls[]` (`function.{name, arguments}`);
 - Anthropic: request `tools[].{name, input_schema}`; answer `content[]` blocks of type `tool_use` (`input`);
@@ -90,8 +93,17 @@ def _valid(args: object, schema: dict) -> bool:
     return True
 
 
-def tool_call_counts(request: dict, response: dict) -> tuple[int, int]:
-    tools = offered_tools(request)
+def _with_registry(tools: dict[str, dict], registry: dict[str, dict] | None) -> dict[str, dict]:
+    if not registry:
+        return tools
+    if not tools:
+        return {name: schema for name, schema in registry.items() if isinstance(schema, dict)}
+    return {name: registry[name] if not schema.get("properties") and isinstance(registry.get(name), dict) else schema
+            for name, schema in tools.items()}
+
+
+def tool_call_counts(request: dict, response: dict, registry: dict[str, dict] | None = None) -> tuple[int, int]:
+    tools = _with_registry(offered_tools(request), registry)
     if not tools:
         return 0, 0
     calls = _calls(response)

@@ -59,8 +59,9 @@ def _version_route(version: ModelVersion, requested: str, alias: str | None, s: 
         ctx = context_length_for(artifact, context_length_for(base_path, None))
     else:
         ctx = context_length_for(base_path, version.base_model.context_length if base_path else None)
-    return Route(requested, version.pk, version.served_name, settings.HUB_INFERENCE_URL.rstrip("/"), None, False,
-                 alias, label=label, first_byte_s=first_byte, total_s=s.timeout_s, context_length=ctx)
+    return Route(requested, version.pk, version.served_name, settings.HUB_INFERENCE_URL.rstrip("/"),
+                 settings.HUB_INFERENCE_API_KEY or None, False, alias, label=label, first_byte_s=first_byte,
+                 total_s=s.timeout_s, context_length=ctx)
 
 
 def _provider_route(provider: Provider, model: str, requested: str, alias: str | None, s: ChainSettings) -> Route:

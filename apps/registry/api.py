@@ -12,6 +12,7 @@ from apps.core.schemas import responses
 from apps.registry import selectors, services
 from apps.registry.schemas import (AliasHistoryOut, AliasOut, BaseModelIn, BaseModelOut, DeployIn,
                                    ModelVersionDetail, ModelVersionOut, RollbackIn)
+from apps.registry.vllm import reason_split
 
 router = Router(tags=["registry"])
 
@@ -36,9 +37,11 @@ def alias_out(a) -> dict:
 
 
 def deployment_out(d) -> dict:
+    reason, warning = reason_split(d.reason)
     return {"id": d.pk, "alias": d.alias_name, "action": d.action, "model_version_id": d.model_version_id,
             "model_version_name": d.model_version.name, "previous_version_id": d.previous_version_id,
-            "actor": d.actor.username if d.actor else None, "reason": d.reason, "created_at": d.created_at}
+            "actor": d.actor.username if d.actor else None, "reason": reason, "warning": warning,
+            "created_at": d.created_at}
 
 
 @router.get("/base-models", response=responses({200: list[BaseModelOut]}, inputs=False))
@@ -65,8 +68,8 @@ def model_detail(request, version_id: Id):
     v = selectors.model_version_get(version_id)
     history = [{"id": d.pk, "alias": d.alias_name, "action": d.action, "model_version_id": d.model_version_id,
                 "previous_version_id": d.previous_version_id,
-                "actor": d.actor.username if d.actor else None, "reason": d.reason,
-                "created_at": d.created_at.isoformat()}
+                "actor": d.actor.username if d.actor else None, "reason": reason_split(d.reason)[0],
+                "warning": reason_split(d.reason)[1], "created_at": d.created_at.isoformat()}
                for d in selectors.deployment_history(version_id=v.pk)]
     return {**version_out(v), "artifact_path": v.artifact_path, "hyperparameters": v.hyperparameters,
             "metrics": v.metrics, "lineage": selectors.model_version_lineage(v), "deployments": history}

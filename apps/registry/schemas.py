@@ -103,6 +103,8 @@ class DeploymentOut(Schema):
     previous_version_id: int | None
     actor: str | None
     reason: str
+    # why this deployment's version may not be served (apps.registry.vllm: the vLLM server refused its adapter)
+    warning: str | None = None
     created_at: datetime
 
 

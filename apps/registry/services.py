@@ -226,3 +226,9 @@ def connect_signals() -> None:
     for model in (Alias, ModelVersion):
         post_save.connect(_route_source_written, sender=model, dispatch_uid=f"routes.saved.{model.__name__}")
         post_delete.connect(_route_source_written, sender=model, dispatch_uid=f"routes.deleted.{model.__name__}")
+    from apps.registry import vllm  # a new deployment loads its adapter on a vLLM inference server, after commit
+
+    post_save.connect(vllm.deployment_saved, sender=Deployment, dispatch_uid="registry.vllm.deployment_saved")
+    from apps.registry.exports import serving  # a deployed version gets a GGUF, so llama.cpp serves it
+
+    post_save.connect(serving.deployment_saved, sender=Deployment, dispatch_uid="registry.serving.deployment_saved")

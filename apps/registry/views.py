@@ -14,6 +14,7 @@ from apps.core.htmx import render_page
 from apps.core.inputs import is_id
 from apps.registry import selectors, services
 from apps.registry.forms import BaseModelForm, DeployForm, RollbackForm
+from apps.registry.vllm import RESOLVED_MARK, reason_split
 
 
 def _form_errors(form, exc: ApplicationError):
@@ -52,17 +53,23 @@ def model_list(request):
     }, status=status)
 
 
-def _detail(request, version_id: int, form: DeployForm, status: int = 200, confirm: dict | None = None):
+def _detail(request, version_id: int, form: DeployForm, status: int = 200, confirm: dict | None = None,
+            export_form=None):
     try:
         version = selectors.model_version_get(version_id)
     except NotFound as exc:
         return render_page(request, "registry/missing.html", {"message": exc.message}, status=404)
+    from apps.registry.exports.serving import serving_engine
+    from apps.registry.exports.views import section as export_section
+
     return render_page(request, "registry/detail.html", {
+        **export_section(request, version, export_form),  # the Exports section (issue 12)
+        "serving": serving_engine(version),
         "version": version, "lineage": selectors.model_version_lineage(version), "form": form,
         "aliases": [a for a in _aliases() if a["alias"].model_version_id == version.pk],
         "history": selectors.deployment_history(version_id=version.pk), "confirm": confirm,
         "canary_open": bool(form.is_bound and form.data.get("canary")),
-    }, partial="deploy" if (status != 200 or confirm) else None, status=status)
+    }, partial="deploy" if ((status != 200 and export_form is None) or confirm) else None, status=status)
 
 
 @login_required
@@ -127,11 +134,14 @@ def alias_detail(request, name: str):
     history = list(selectors.deployment_history(alias=name, limit=200))
     for d in history:  # every earlier deployment of another version offers "roll back to this"
         d.rollback_to = target_for.get(d.model_version_id) if d.action in selectors.SERVED_ACTIONS else None
+        d.why, d.warning = reason_split(d.reason)  # the warning: a vLLM server did not load its adapter
+        d.resolved = bool(d.warning) and RESOLVED_MARK in d.warning
     chosen = request.GET.get("to", "")  # preselects a target; anything that is not an id preselects nothing
     return render_page(request, "registry/alias.html", {
         "alias": alias, "history": history, "targets": targets,
         "chosen": int(chosen) if is_id(chosen) else None,
         "experiment": selectors.alias_experiment(name),
+        "serving_warning": history[0] if history and history[0].warning and not history[0].resolved else None,
     })
 
 

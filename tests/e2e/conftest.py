@@ -62,7 +62,9 @@ def start_stack(data_dir: Path, extra_env: dict | None = None):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(HUB_DATA_DIR=str(data_dir), HUB_PORT=str(port), HUB_INFERENCE_PORT=str(free_port()),
-               DJANGO_SETTINGS_MODULE="training_hub.settings", PYTHONUNBUFFERED="1", **(extra_env or {}))
+               DJANGO_SETTINGS_MODULE="training_hub.settings", PYTHONUNBUFFERED="1",
+               # a deploy would otherwise start a llama.cpp compile on a machine with none (tests may turn it on)
+               **{"HUB_SERVING_GGUF": "off", **(extra_env or {})})
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "ensure_admin")
     _manage(env, "prepare_base_model", "--id", "tiny", "--path", str(tiny))

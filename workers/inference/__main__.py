@@ -20,8 +20,11 @@ def main() -> None:
 
         torch.set_num_threads(cfg.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s inference: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per llama-server call otherwise
     logging.getLogger("inference").info("serving %s/models on http://%s:%d/v1", cfg.artifact_root, cfg.host, cfg.port)
-    app = create_app(artifact_root=cfg.artifact_root, max_loaded=cfg.max_loaded)
+    app = create_app(artifact_root=cfg.artifact_root, max_loaded=cfg.max_loaded, model_cache=cfg.model_cache,
+                     engine_mode=cfg.engine, llama_threads=cfg.threads, llama_ctx=cfg.llama_ctx,
+                     llama_parallel=cfg.llama_parallel)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=5)
 
 

@@ -22,6 +22,10 @@ class InferenceConfig:
     artifact_root: Path
     max_loaded: int
     threads: int
+    model_cache: Path  # where llama.cpp is built (HUB_MODEL_CACHE), or HUB_LLAMA_CPP_DIR is used
+    engine: str  # auto (llama.cpp for versions with a GGUF, else transformers) | transformers | llama.cpp
+    llama_ctx: int  # context per llama-server slot (capped by the model's own)
+    llama_parallel: int  # concurrent sequences per llama-server
 
     @classmethod
     def from_env(cls) -> "InferenceConfig":
@@ -34,4 +38,16 @@ class InferenceConfig:
             artifact_root=artifact_root.resolve(),
             max_loaded=env_int("HUB_INFERENCE_MAX_MODELS", 2, min_value=1, max_value=64),
             threads=env_int("HUB_INFERENCE_THREADS", 0, min_value=0, max_value=1024),
+            model_cache=Path(os.environ.get("HUB_MODEL_CACHE") or "~/.cache/training-hub/models").expanduser(),
+            engine=_engine(os.environ.get("HUB_INFERENCE_ENGINE") or "auto"),
+            llama_ctx=env_int("HUB_LLAMA_CTX", 4096, min_value=256, max_value=1_048_576),
+            llama_parallel=env_int("HUB_LLAMA_PARALLEL", 4, min_value=1, max_value=256),
         )
+
+
+def _engine(value: str) -> str:
+    if value not in ("auto", "transformers", "llama.cpp"):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"HUB_INFERENCE_ENGINE must be auto, transformers or llama.cpp, not {value!r}.")
+    return value

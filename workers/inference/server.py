@@ -20,6 +20,7 @@ Beyond plain text (what vLLM's OpenAI server does too):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -34,7 +35,8 @@ from starlette.routing import Route
 
 from workers.inference import engine
 from workers.inference.engine import EngineError, ModelStore
-from workers.inference.structured import Constraint, build_grammar
+from workers.inference.llama_backend import LlamaLoaded, LlamaPool
+from workers.inference.structured import Constraint, build_grammar, response_schema
 from workers.inference.tools import ToolCallParser, ToolPlan, plan_tools
 
 
@@ -76,17 +78,35 @@ def _sampling(body: dict) -> dict:
                 top_p=_num(body, "top_p", 1.0, 0, 1), stop=stop or [], seed=seed)
 
 
-def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
+def create_app(*, artifact_root: Path, max_loaded: int = 2, model_cache: Path | None = None, engine_mode: str = "auto",
+               llama_threads: int = 0, llama_ctx: int = 4096, llama_parallel: int = 4) -> Starlette:
+    """`model_cache` (where llama.cpp is built) turns on serving through llama.cpp for versions with a GGUF;
+    engine_mode "transformers" turns it off."""
     store = ModelStore(artifact_root, max_loaded=max_loaded)
+    llama = (LlamaPool(artifact_root, model_cache, max_loaded=max_loaded, threads=llama_threads, ctx=llama_ctx,
+                       parallel=llama_parallel, mode=engine_mode)
+             if model_cache is not None and engine_mode != "transformers" else None)
+
+    def engine_of(manifest: dict) -> tuple[str, str | None]:
+        if llama is None:
+            return "transformers", None
+        return llama.engine_for(manifest)
 
     async def health(request: Request):
-        return JSONResponse({"status": "ok", "loaded": store.loaded_names(),
-                             "artifact_root": str(store.artifact_root)})
+        return JSONResponse({"status": "ok", "loaded": store.loaded_names() + (llama.loaded_names() if llama else []),
+                             "artifact_root": str(store.artifact_root),
+                             "llama_cpp": (llama.toolchain().as_dict() if llama and llama.toolchain() else None)})
+
+    def _available() -> list[dict]:
+        out = []
+        for m in store.available():
+            engine_name, notice = engine_of(store.manifest(m["id"]) or {})
+            out.append({"id": m["id"], "object": "model", "created": m["created"], "owned_by": "training-hub",
+                        "engine": engine_name, "notice": notice})
+        return out
 
     async def models(request: Request):
-        data = [{"id": m["id"], "object": "model", "created": m["created"], "owned_by": "training-hub"}
-                for m in await run_in_threadpool(store.available)]
-        return JSONResponse({"object": "list", "data": data})
+        return JSONResponse({"object": "list", "data": await run_in_threadpool(_available)})
 
     async def _body(request: Request) -> dict:
         try:
@@ -103,7 +123,8 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
         params = _sampling(body)
         plan = plan_tools(body) if chat else ToolPlan(None, False, None, True)
         grammar = await run_in_threadpool(build_grammar, body, plan)
-        loaded = await run_in_threadpool(store.get, body["model"])
+        loaded = await run_in_threadpool(_load, body["model"], grammar is not None and (
+            plan.force is not None or (plan.tools is not None and response_schema(body) is not None)))
         if chat:
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
@@ -118,11 +139,33 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
             prompt_ids = await run_in_threadpool(engine.text_prompt_ids, loaded, prompt)
         params["max_tokens"] = engine.plan_max_tokens(loaded, len(prompt_ids), params["max_tokens"])
         if grammar is not None:
-            params["constraint"] = await run_in_threadpool(Constraint, loaded, grammar)
+            if isinstance(loaded, LlamaLoaded):  # a JSON answer: llama.cpp's own schema-to-grammar enforces it
+                params["json_schema"] = response_schema(body)
+            else:
+                params["constraint"] = await run_in_threadpool(Constraint, loaded, grammar)
         return loaded, prompt_ids, params, plan
+
+    def _load(name: str, needs_transformers: bool):
+        """The version, through llama.cpp when it can serve it (and the request needs nothing only the
+        transformers engine does: forced tool calls), else through transformers."""
+        if llama is not None and not needs_transformers:
+            manifest = store.manifest(name)
+            if manifest is not None and engine_of(manifest)[0] == "llama.cpp":
+                from workers.engine.llamacpp.toolchain import LlamaCppError
+
+                try:
+                    return llama.get(name, manifest)
+                except LlamaCppError:
+                    if engine_mode == "llama.cpp":
+                        raise EngineError(f"llama.cpp could not load {name}.", status=500, type="server_error")
+        return store.get(name)
 
     async def _run(loaded, prompt_ids, params):
         """Run generation in a thread; yield (delta, finish, n, stop_reason) items as they come."""
+        if isinstance(loaded, LlamaLoaded):
+            async for item in llama.stream(loaded, prompt_ids, params):
+                yield item
+            return
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()
@@ -169,6 +212,7 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
         created = int(time.time())
         model = body["model"]
         obj = "chat.completion" if chat else "text_completion"
+        engine_name = getattr(loaded, "engine", "transformers")
         parser = ToolCallParser() if plan.parse else None
 
         def usage(n):
@@ -198,7 +242,7 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
             else:
                 choice = {"index": 0, "text": text, "finish_reason": finish, "stop_reason": reason, "logprobs": None}
             return JSONResponse({"id": rid, "object": obj, "created": created, "model": model,
-                                 "choices": [choice], "usage": usage(n)})
+                                 "choices": [choice], "usage": usage(n)}, headers={"x-hub-engine": engine_name})
 
         chunk_obj = "chat.completion.chunk" if chat else "text_completion"
 
@@ -224,6 +268,12 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
                 out["stop_reason"] = reason
             return out
 
+        # a content delta is the hot path (one per token): its event is a fixed frame around the JSON string
+        head, tail = event([choice("\x00")]).split('"\\u0000"')
+
+        def text_event(text: str) -> str:
+            return head + json.dumps(text, ensure_ascii=False) + tail
+
         def framed(items, calls_seen):
             """Chunks for parser events; a call goes out whole, with its index among the calls."""
             for kind, value in items:
@@ -231,7 +281,7 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
                     yield event([choice(tool_call={"index": calls_seen[0], **value})])
                     calls_seen[0] += 1
                 elif value:
-                    yield event([choice(value)])
+                    yield text_event(value)
 
         async def sse():
             n = 0
@@ -247,7 +297,7 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
                             for chunk in framed(parser.finish(), calls_seen):
                                 yield chunk
                     elif delta:
-                        yield event([choice(delta)])
+                        yield text_event(delta)
                     if fin:
                         if calls_seen[0] and fin == "stop":
                             fin = "tool_calls"
@@ -261,7 +311,8 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "x-request-id": rid})
+                                 headers={"Cache-Control": "no-cache", "x-request-id": rid,
+                                          "x-hub-engine": engine_name})
 
     async def tokenize(request: Request):
         try:
@@ -276,7 +327,16 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
             return _engine_error(exc)
         return JSONResponse({"count": len(ids), "max_model_len": loaded.context_length})
 
-    app = Starlette(routes=[
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:  # llama-server children end with this process
+            if llama is not None:
+                await llama.client.aclose()
+                llama.close()
+
+    app = Starlette(lifespan=lifespan, routes=[
         Route("/health", health),
         Route("/v1/models", models),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -284,4 +344,5 @@ def create_app(*, artifact_root: Path, max_loaded: int = 2) -> Starlette:
         Route("/tokenize", tokenize, methods=["POST"]),
     ])
     app.state.store = store
+    app.state.llama = llama
     return app

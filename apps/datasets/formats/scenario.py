@@ -2,8 +2,8 @@
 
 `# DM` is the assistant. Inline calls such as `[roll: d20+5]` or `[health: player, -5]` in a DM
 section become structured tool calls (removed from the text); a following `# TOOLCALL` section is the
-tool's result and becomes a `tool` turn answering the oldest unanswered call. Tool names not in the
-registry below extend it (reported as a warning so a person sees it).
+tool's result and becomes a `tool` turn answering the oldest unanswered call. Tool names not among the
+builtin tools below extend them (reported as a warning so a person sees it).
 """
 from __future__ import annotations
 
@@ -11,22 +11,14 @@ import json
 import re
 
 from apps.datasets.formats.base import make_example
+from apps.registry.tools.builtin import BUILTIN_TOOLS, parameter_checks
 
-# name -> (parameter names, per-parameter validators)
-_INT = re.compile(r"^[+-]?\d+$")
-_DICE = re.compile(r"^\d*d\d+(\s*[+-]\s*\d+)?$", re.I)
+# name -> (parameter names, per-parameter validators, description): derived from the builtin tools of the registry
+# (apps/registry/tools/builtin.py, plain data: no database at parse time).
 TOOL_REGISTRY: dict[str, dict] = {
-    "roll": {"params": ["dice"], "checks": {"dice": _DICE}, "description": "Roll dice, e.g. d20+5 or 2d6."},
-    "health": {"params": ["target", "amount"], "checks": {"amount": _INT},
-               "description": "Change a creature's hit points by a signed amount."},
-    "inventory": {"params": ["character", "action", "item"],
-                  "checks": {"action": re.compile(r"^(add|remove|use|drop|give)$", re.I)},
-                  "description": "Add, remove or use an item in a character's inventory."},
-    "spellcast": {"params": ["caster", "spell", "level"], "checks": {"level": re.compile(r"^[0-9]$")},
-                  "description": "Cast a spell at a spell level (0-9)."},
-    "check": {"params": ["skill", "target"], "checks": {}, "description": "Ask for a skill check."},
-    "save": {"params": ["ability", "target", "dc"], "checks": {"dc": re.compile(r"^\d{1,2}$")},
-             "description": "Ask for a saving throw against a DC."},
+    name: {"params": list(spec["parameters"]["properties"]), "checks": parameter_checks(spec["parameters"]),
+           "description": spec["description"]}
+    for name, spec in BUILTIN_TOOLS.items()
 }
 
 SECTION_RE = re.compile(r"^#{1,3}\s*(SYSTEM|USER|PLAYER|DM|ASSISTANT|TOOLCALL|TOOL\s*CALL|TOOL|TOOL\s*RESULT)\s*:?\s*$", re.I)

@@ -31,14 +31,15 @@ from apps.datasets.validation.dedup import (
     NUM_PERM, IntTable, NearDuplicateIndex, example_text, pack, signatures, unpack,
 )
 from apps.datasets.validation.tokens import COUNTING
+from apps.datasets.validation.toolcheck import CODES as TOOL_CODES, ToolCallCheck
 
 BATCH = 1024
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
 ROLES = ("system", "user", "assistant", "tool")
-# Issue codes that depend on the other examples of the version (or on the tokenizer's context length):
-# always recomputed. Every other code on an example comes from its content checks (check_content).
-SET_CODES = frozenset({"duplicate", "near_duplicate", "split_leakage", "too_long"})
+# Issue codes that depend on the other examples of the version (or on the tokenizer's context length, or on the
+# tool registry: toolcheck.py): always recomputed. Every other code on an example comes from its content checks.
+SET_CODES = frozenset({"duplicate", "near_duplicate", "split_leakage", "too_long"}) | TOOL_CODES
 # Every code this module raises (content checks, duplicates, tokens, the version's size, a missing tokenizer):
 # a report whose counts hold no other code had no finding from the structural rules (formats/rows.py).
 VALIDATION_CODES = SET_CODES | frozenset({"empty_turn", "short_answer", "garbled_text", "pii_email", "pii_phone",
@@ -168,6 +169,7 @@ class Validator:
         self.dup_exact = self.dup_near = self.leakage = self.too_long = 0
         self.split_counts: Counter = Counter()
         self.lines: array = array("i")
+        self.tool_check = ToolCallCheck()  # reads the tool registry once, at the first tool call
         self._pool = None
 
     def submit_tokens(self, batch: list[dict]):
@@ -281,6 +283,8 @@ class Validator:
                     self.tool_calls[c["function"]["name"]] += 1
                     used = True
             self.with_tools += used
+            if used:
+                a.codes |= self.tool_check.check(ex, rep, index=a.index)
         return out
 
     def finish(self, fmt: str) -> ValidationResult:
