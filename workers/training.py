@@ -105,7 +105,7 @@ def build_job(run, *, evaluate: bool = True):
     stages = []
     for i, spec in enumerate(stage_specs):
         version = DatasetVersion.objects.get(pk=spec["dataset_version_id"])
-        if run.method == "dpo":  # preference pairs (workers/engine/dpo)
+        if run.method in ("dpo", "kto"):  # preference pairs (workers/engine/dpo, workers/engine/kto)
             train, val = services.version_preference_pairs(version)
         else:
             train, val = services.version_examples(version)

@@ -68,7 +68,7 @@ REWARD_SERIES = (("rewards/chosen", "chosen"), ("rewards/rejected", "rejected"),
 def preference_curves(run) -> dict | None:
     """{"rewards": {metric: {"x", "y"}} (train), "eval_margins": {...}, "accuracy": {"train", "eval"}} of a
     DPO run from its stored metric points; None for other methods."""
-    if run.method != "dpo":
+    if run.method not in ("dpo", "kto"):  # KTO logs no accuracies: its accuracy chart stays empty
         return None
     keys = [k for k, _ in REWARD_SERIES]
     out = {"rewards": {k: {"x": [], "y": []} for k in keys}, "eval_margins": {"x": [], "y": []},

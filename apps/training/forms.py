@@ -23,8 +23,8 @@ _FIELD_MAP = {"dataset_version_id": "dataset_version", "dataset_id": "dataset_ve
 
 # the run's own inputs that apply to some methods / backends only: name -> (methods, backends)
 _CONTEXT_FIELDS = {
-    "base_model": (("lora", "full", "dpo"), ("local",)),
-    "parent_version": (("lora", "full", "dpo"), ("local",)),
+    "base_model": (("lora", "full", "dpo", "kto"), ("local",)),
+    "parent_version": (("lora", "full", "dpo", "kto"), ("local",)),
     "remote_model": (("lora", "full"), ("together",)),
 }
 FORM_ROWS: tuple[Hyperparameter, ...] = tuple(spec for spec in TABLE if spec.in_form)

@@ -18,6 +18,7 @@ class TrainingRun(models.Model):
         FULL = "full"
         SCRATCH = "scratch"
         DPO = "dpo", "DPO"  # preference pairs: a LoRA adapter trained to prefer the chosen answers
+        KTO = "kto", "KTO"  # the same pairs unpaired: chosen answers desirable, rejected ones not
 
     class Backend(models.TextChoices):
         LOCAL = "local"

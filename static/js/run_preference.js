@@ -1,4 +1,4 @@
-// A DPO run's preference charts on the run page (templates/training/detail.html): rewards of the chosen and
+// A DPO (or KTO: no accuracy chart) run's preference charts on the run page (templates/training/detail.html): rewards of the chosen and
 // the rejected answers with their margin, and the share of pairs whose chosen answer wins (TRL's
 // rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies). The stored curves come from the
 // json_script block "run-preference"; live points arrive through run_detail.js, which re-dispatches every
@@ -42,13 +42,17 @@
     Object.values(c.rewards).forEach(keep); keep(c.eval_margins); keep(c.accuracy.train); keep(c.accuracy.eval);
     return c;
   }
-  function lastTrain(c) { const t = c.accuracy.train; return t.x.length ? t.x[t.x.length - 1] : -1; }
+  function lastTrain(c) {
+    const t = c.accuracy.train.x.length ? c.accuracy.train : c.rewards["rewards/chosen"];  // KTO: no accuracies
+    return t.x.length ? t.x[t.x.length - 1] : -1;
+  }
   let drawn = false;
   function draw() {
     const [r, a] = traces(curves);
-    if (!drawn) { $("reward-chart").replaceChildren(); $("accuracy-chart").replaceChildren(); drawn = true; }  // the SVGs go
+    const acc = $("accuracy-chart");  // absent on a KTO run's page
+    if (!drawn) { $("reward-chart").replaceChildren(); if (acc) acc.replaceChildren(); drawn = true; }  // the SVGs go
     Plotly.react("reward-chart", r, rewardLayout, config);
-    Plotly.react("accuracy-chart", a, accLayout, config);
+    if (acc) Plotly.react("accuracy-chart", a, accLayout, config);
   }
   function stats(s) {
     if (!s) return;

@@ -120,6 +120,14 @@ class FakeTogether:
                 row = json.loads(line)
             except ValueError:
                 return _error(400, f"Line {number} is not valid JSON")
+            if isinstance(row, dict) and "non_preferred_output" in row:  # preference format (DPO)
+                if not (isinstance(row.get("input"), dict) and isinstance(row["input"].get("messages"), list)
+                        and all(isinstance(row.get(k), list) and len(row[k]) == 1
+                                and row[k][0].get("role") == "assistant"
+                                for k in ("preferred_output", "non_preferred_output"))):
+                    return _error(400, f"Line {number}: expected a preference row {{input, preferred_output, "
+                                       f"non_preferred_output}}")
+                continue
             messages = row.get("messages") if isinstance(row, dict) else None
             if not isinstance(messages, list) or not messages or not all(
                     isinstance(m, dict) and m.get("role") in ("system", "user", "assistant", "tool")
@@ -129,8 +137,9 @@ class FakeTogether:
         self.files[file_id] = {"id": file_id, "object": "file", "created_at": int(time.time()),
                                "filename": form.get("file_name"), "bytes": len(raw), "purpose": "fine-tune",
                                "Processed": True, "FileType": form.get("file_type") or "jsonl",
-                               "LineCount": len(lines), "content": text}
-        return JSONResponse({k: v for k, v in self.files[file_id].items() if k != "content"})
+                               "LineCount": len(lines), "content": text,
+                               "preference": bool(lines) and '"non_preferred_output"' in lines[0]}
+        return JSONResponse({k: v for k, v in self.files[file_id].items() if k not in ("content", "preference")})
 
     async def create(self, request: Request) -> JSONResponse:
         if (denied := await self._gate(request)) is not None:
@@ -144,6 +153,9 @@ class FakeTogether:
             return _error(400, "n_epochs must be a positive integer")
         if not isinstance(body.get("learning_rate"), (int, float)) or body["learning_rate"] <= 0:
             return _error(400, "learning_rate must be positive")
+        method = (body.get("training_method") or {"method": "sft"}).get("method")
+        if (method == "dpo") != self.files[body["training_file"]]["preference"]:
+            return _error(400, f"training_method {method!r} does not match the training file's format")
         training_type = body.get("training_type") or {"type": "Full"}
         if training_type.get("type") not in ("Lora", "Full"):
             return _error(400, "Unknown training type")

@@ -119,14 +119,15 @@ def test_local_bounds_are_enforced_by_api_and_form_alike(api, member, qa_version
 @pytest.mark.parametrize("spec,value", TOGETHER_CASES)
 def test_together_bounds_are_enforced_by_api_and_form_alike(api, member, qa_version, settings, spec, value):
     settings.TOGETHER_API_KEY = "test-key"
-    r = api.post("/api/runs/estimate", {"dataset_version_id": qa_version.pk, "method": "lora", "backend": "together",
+    method = next(m for m in BACKEND_METHODS["together"] if spec.applies(m, "together"))  # beta: dpo only
+    r = api.post("/api/runs/estimate", {"dataset_version_id": qa_version.pk, "method": method, "backend": "together",
                                         "base_model": "m", "hyperparameters": {spec.name: _plain(value)}},
                  content_type="application/json")
     message = _api_errors(r)[f"hyperparameters.{spec.name}"]
     assert message.startswith(f"{spec.label} must be ") and f"(got {_plain(value)})" in message
 
     api.force_login(member)
-    r = api.post("/runs/new/", {"dataset_version": qa_version.pk, "method": "lora", "backend": "together",
+    r = api.post("/runs/new/", {"dataset_version": qa_version.pk, "method": method, "backend": "together",
                                 "remote_model": "m", spec.name: str(_plain(value)), "action": "estimate"},
                  HTTP_HX_REQUEST="true")
     assert r.status_code == 422

@@ -548,3 +548,89 @@ def test_remote_run_phases_and_one_line_error_code(fake_together, make_run):
     job.refresh_from_db()
     assert run.status == job.status == "failed" and job.error_code == "E_TOGETHER_JOB_ERROR"
     assert "\n" not in run.error and "/srv/together" not in run.error and "bad data" in run.error
+
+
+# --- preference training (DPO) -------------------------------------------------------------------------
+REJECTED = [{"role": "assistant", "content": "I do not know."}]
+
+
+def _dpo_run(member, *, hyperparameters=None, pairs=True):
+    """A Together DPO run on a version of 4 train pairs, 1 plain train chat and 2 validation pairs."""
+    from apps.datasets.models import Example
+    from tests.factories import DatasetVersionFactory, TrainingRunFactory, qa_example
+
+    version = DatasetVersionFactory(owner=member, dataset__name="prefs", examples=[qa_example(i) for i in range(5)],
+                                    examples__validation=[qa_example(i) for i in range(5, 7)])
+    if pairs:
+        Example.objects.filter(version=version).update(
+            meta={"kind": "preference", "non_preferred_output": REJECTED})
+        Example.objects.filter(version=version, index=4).update(meta={"kind": "chat"})
+    hp = {"model": "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference", "beta": 0.25}
+    return TrainingRunFactory(name="remote dpo", owner=member, dataset_version=version, backend="together",
+                              method="dpo", hyperparameters=hp if hyperparameters is None else hyperparameters)
+
+
+def test_dpo_run_sends_training_method_dpo_and_preference_rows(fake_together, member):
+    run = _dpo_run(member)
+    together_run.fn(run.pk)
+    run.refresh_from_db()
+    assert run.status in ("queued", "running"), run.error
+    sent = fake_together.jobs[run.remote_job_id]["request"]
+    assert sent["training_method"] == {"method": "dpo", "dpo_beta": 0.25}
+    assert sent["training_type"]["type"] == "Lora" and sent["training_type"]["lora_r"] == 8
+    assert "dpo_beta" not in sent and "beta" not in sent
+    (upload,) = fake_together.files.values()
+    rows = [json.loads(line) for line in upload["content"].splitlines()]
+    # the train split's pairs only: the plain chat (index 4) and the validation pairs are left out
+    assert [r["input"]["messages"] for r in rows] == [
+        [{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(4)]
+    assert [r["preferred_output"] for r in rows] == [
+        [{"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}] for i in range(4)]
+    assert all(r["non_preferred_output"] == REJECTED and set(r) == {"input", "preferred_output",
+                                                                    "non_preferred_output"} for r in rows)
+    assert run.summary["remote_file_lines"] == 4
+
+
+def test_dpo_beta_defaults_and_is_read_under_togethers_name(fake_together, member):
+    from apps.training.backends.together import together_job_request
+
+    body = together_job_request(hyperparameters={"model": "m"}, method="dpo")
+    assert body["training_method"] == {"method": "dpo", "dpo_beta": 0.1}
+    body = together_job_request(hyperparameters={"model": "m", "dpo_beta": 0.5}, method="dpo")
+    assert body["training_method"] == {"method": "dpo", "dpo_beta": 0.5}
+    assert body["training_type"]["type"] == "Lora"
+    with pytest.raises(ValidationFailed) as info:
+        together_job_request(hyperparameters={"model": "m", "beta": 0}, method="dpo",
+                             field_prefix="hyperparameters.")
+    assert [e["field"] for e in info.value.errors] == ["hyperparameters.beta"]
+    # beta is a DPO setting: supervised runs neither send nor check it
+    for method in ("lora", "full"):
+        body = together_job_request(hyperparameters={"model": "m", "beta": 0}, method=method)
+        assert body["training_method"] == {"method": "sft"} and "dpo_beta" not in body
+
+
+def test_dpo_run_with_a_bad_beta_fails_before_any_upload(fake_together, member):
+    run = _dpo_run(member, hyperparameters={"model": "m", "beta": -1})
+    together_run.fn(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "beta" in run.error.lower()
+    assert fake_together.calls("POST", "/v1/files/upload") == 0
+
+
+def test_dpo_run_on_a_version_without_pairs_fails_clearly(fake_together, member):
+    run = _dpo_run(member, pairs=False)
+    together_run.fn(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "no preference pairs" in run.error and "non_preferred_output" in run.error
+    assert fake_together.calls("POST", "/v1/files/upload") == 0
+
+
+def test_sft_run_still_sends_sft_and_messages_rows(fake_together, make_run):
+    run = make_run(hyperparameters={**HP, "beta": 0.3})
+    together_run.fn(run.pk)
+    run.refresh_from_db()
+    sent = fake_together.jobs[run.remote_job_id]["request"]
+    assert sent["training_method"] == {"method": "sft"} and "dpo_beta" not in sent
+    (upload,) = fake_together.files.values()
+    assert all("messages" in json.loads(line) and "non_preferred_output" not in json.loads(line)
+               for line in upload["content"].splitlines())

@@ -37,18 +37,18 @@ def throughput_for_parameters(params: int | None) -> float:
 def tokens_per_second(base_model_id: str | None, *, method: str | None = None) -> float:
     """Throughput measured on this device by earlier runs on that base model (else the default). DPO runs
     and supervised runs are measured apart (method "dpo": the DPO runs' history, else the supervised one's
-    times DPO_THROUGHPUT_FACTOR)."""
+    times DPO_THROUGHPUT_FACTOR; "kto" likewise with the KTO runs' history)."""
     from apps.registry.models import BaseModel
     from apps.training.models import TrainingRun
 
     qs = TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED, backend=TrainingRun.Backend.LOCAL)
     if base_model_id:
         qs = qs.filter(base_model_id=base_model_id)
-    dpo = TrainingRun.Method.DPO
-    if method == dpo:
-        measured = _measured(qs.filter(method=dpo))
+    preference = (TrainingRun.Method.DPO, TrainingRun.Method.KTO)  # each measured on its own history
+    if method in preference:
+        measured = _measured(qs.filter(method=method))
         return measured if measured else tokens_per_second(base_model_id) * DPO_THROUGHPUT_FACTOR
-    qs = qs.exclude(method=dpo)
+    qs = qs.exclude(method__in=preference)
     measured = _measured(qs)
     if measured:
         return measured
@@ -159,10 +159,12 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
     total_steps, total_tokens, processed, too_long, longest = 0, 0, 0.0, 0, 0
     sources = set()
     for version, stage_hp in stages:
-        if method == "dpo":  # pairs: the chosen and the rejected sequence both count
+        if method in ("dpo", "kto"):  # pairs: the chosen and the rejected sequence both count
             from apps.training.services.preferences import preference_token_stats
 
             st = preference_token_stats(version, tokenizer_path=tokenizer_path, max_len=max_len)
+            if method == "kto":  # KTO trains each pair as two rows (workers/engine/kto/data.py)
+                st = {**st, "examples": 2 * st["examples"]}
         else:
             st = _token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
         sources.add(st["source"])

@@ -31,9 +31,10 @@ from apps.training.models import Checkpoint, MetricPoint, TrainingRun
 HEARTBEAT_STALE_S = 120
 KIND = {TrainingRun.Backend.LOCAL: "training.local", TrainingRun.Backend.TOGETHER: "training.together"}
 # methods whose result is a LoRA adapter on the base model (the others: full weights)
-ADAPTER_METHODS = (TrainingRun.Method.LORA, TrainingRun.Method.DPO)
-# what a DPO run's summary and model version keep of TRL's metrics (the last logged values)
-PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+ADAPTER_METHODS = (TrainingRun.Method.LORA, TrainingRun.Method.DPO, TrainingRun.Method.KTO)
+# what a DPO (or KTO: kl, no accuracies) run's summary and model version keep of TRL's metrics (the last
+# logged values)
+PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "kl")
 
 
 def run_job_id(run: TrainingRun | int) -> int:

@@ -1,4 +1,5 @@
-"""Preference pairs of a dataset version, for DPO runs: what the engine trains on and what run_create checks.
+"""Preference pairs of a dataset version, for DPO and KTO runs: what the engine trains on and what
+run_create checks.
 
 A preference row (apps/datasets/formats/rows.py: `input`, `preferred_output`, `non_preferred_output`) is
 stored as an example whose messages are the input followed by the preferred answer, with
@@ -40,8 +41,8 @@ def version_preference_pairs(version) -> tuple[list[dict], list[dict]]:
     return _pairs(version, "train"), _pairs(version, "validation")
 
 
-def preference_problem(version) -> str | None:
-    """Why a version cannot be trained with DPO (every example must be a preference pair), or None."""
+def preference_problem(version, *, method: str = "dpo") -> str | None:
+    """Why a version cannot be trained with DPO or KTO (every example must be a preference pair), or None."""
     total = version.examples.count()
     if total == 0:
         return None  # "no training examples" is reported by the estimate
@@ -53,10 +54,10 @@ def preference_problem(version) -> str | None:
     where = (f"line {first.source_line}" + (f" of {first.source_file}" if first.source_file else "")
              if first.source_line else f"example {first.index + 1}")
     if missing == total:
-        return (f"DPO trains on preference pairs, and this dataset version holds none ({total} examples without "
-                f"a rejected answer, first at {where}): import rows with {_REQUIRED}.")
-    return (f"DPO trains on preference pairs, and {missing} of {total} examples of this version are not pairs "
-            f"(first at {where}): every row needs {_REQUIRED}.")
+        return (f"{method.upper()} trains on preference pairs, and this dataset version holds none ({total} "
+                f"examples without a rejected answer, first at {where}): import rows with {_REQUIRED}.")
+    return (f"{method.upper()} trains on preference pairs, and {missing} of {total} examples of this version are "
+            f"not pairs (first at {where}): every row needs {_REQUIRED}.")
 
 
 def preference_token_stats(version, *, tokenizer_path: str, max_len: int) -> dict:

@@ -96,17 +96,17 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
             _add(errors, "parent_version_id", "This model version has no weights on disk to continue from.")
         elif method == "scratch":
             _add(errors, "method", "Continued training uses method lora or full, not scratch.")
-        elif parent.kind == ModelVersion.Kind.FULL and method == "dpo":
-            _add(errors, "method", "DPO trains a LoRA adapter on a base model: continue an adapter version "
-                                   "(or start from a base model), not a full-weights version.")
+        elif parent.kind == ModelVersion.Kind.FULL and method in ("dpo", "kto"):
+            _add(errors, "method", f"{method.upper()} trains a LoRA adapter on a base model: continue an adapter "
+                                   "version (or start from a base model), not a full-weights version.")
         elif parent.kind == ModelVersion.Kind.FULL and method != "full":
             _add(errors, "method", "A full-weights version is continued with method full.")
-        elif parent.kind == ModelVersion.Kind.ADAPTER and method not in ("lora", "dpo"):
+        elif parent.kind == ModelVersion.Kind.ADAPTER and method not in ("lora", "dpo", "kto"):
             _add(errors, "method", "An adapter version is continued with method lora (or trained on preference "
-                                   "pairs with method dpo).")
-    if method == "dpo" and backend == TrainingRun.Backend.TOGETHER:
-        _add(errors, "backend", "Preference training (dpo) runs on the local backend.")
-    if method == "dpo" and stages:
+                                   "pairs with method dpo or kto).")
+    if method == "kto" and backend == TrainingRun.Backend.TOGETHER:
+        _add(errors, "backend", "KTO runs train locally: choose the local backend.")
+    if method in ("dpo", "kto") and stages:
         _add(errors, "stages", "Multi-stage pipelines use methods lora, full or scratch; a DPO run has one "
                                "preference dataset.")
 
@@ -142,6 +142,9 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
         hp = _clean_hyperparameters(method, hp_in, base_model=bm, continuing=parent is not None, errors=errors)
     if hp.get("max_seq_len") and method == "scratch" and hp["max_seq_len"] > 8192:
         _add(errors, "hyperparameters.max_seq_len", "From-scratch models support at most 8192 tokens.")
+    if method == "kto" and isinstance(hp.get("batch_size"), int) and hp["batch_size"] < 2:
+        _add(errors, "hyperparameters.batch_size", "KTO needs a batch size of at least 2: its KL term pairs each "
+                                                   "answer with another prompt of the same batch.")
 
     # dataset versions: one, or one per stage
     stage_specs: list[tuple[Any, dict]] = []
@@ -182,7 +185,8 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
         except ValidationFailed as exc:
             errors.extend(exc.errors)
         else:
-            problem = _version_problem(v) or (preference_problem(v) if method == "dpo" else None)
+            problem = _version_problem(v) or (preference_problem(v, method=method)
+                                              if method in ("dpo", "kto") else None)
             if problem:
                 _add(errors, "dataset_version_id", problem)
             stage_specs.append((v, {}))

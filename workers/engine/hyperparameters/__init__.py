@@ -38,6 +38,7 @@ from workers.engine.hyperparameters.schema import (
 )
 from workers.engine.hyperparameters.table import BY_NAME, TABLE, TOGETHER_NAMES, applicable, grouped
 from workers.engine.hyperparameters.together import (
+    TRAINING_METHOD_FIELDS,
     together_effective,
     together_field_names,
     together_fields,
@@ -48,6 +49,7 @@ from workers.engine.hyperparameters.values import check
 __all__ = [
     "BACKENDS", "BACKEND_METHODS", "BY_NAME", "Bounds", "CONTINUE_LR_FACTOR", "ENGINE_DEFAULTS", "GROUPS",
     "Hyperparameter", "LR_SCHEDULERS", "METHODS", "RUN_OPTIONS", "TABLE", "TOGETHER_NAMES", "Together",
+    "TRAINING_METHOD_FIELDS",
     "applicable", "check", "clean_local", "default_text", "grouped", "local_defaults", "markdown_table",
     "together_effective", "together_field_names", "together_fields", "together_text", "unknown_message",
     "unknown_names",

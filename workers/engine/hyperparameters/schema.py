@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-METHODS = ("lora", "full", "scratch", "dpo")  # dpo: preference pairs, a LoRA adapter (workers/engine/dpo)
+METHODS = ("lora", "full", "scratch", "dpo", "kto")  # dpo, kto: preference pairs, a LoRA adapter
+# (workers/engine/dpo, workers/engine/kto; kto trains locally only)
 BACKENDS = ("local", "together")
-# Together cannot train from scratch; preference training (dpo) runs locally
-BACKEND_METHODS = {"local": METHODS, "together": ("lora", "full")}
+# Together cannot train from scratch; dpo there sends training_method {"method": "dpo", dpo_beta} (a LoRA job)
+BACKEND_METHODS = {"local": METHODS, "together": ("lora", "full", "dpo")}
 CONTINUE_LR_FACTOR = 0.5  # continued training starts gentler than a fresh run
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 # keys of the hyperparameters object that are options of the run, not hyperparameters (run_create owns them)
@@ -82,7 +83,7 @@ class Bounds:
 class Together:
     """How a hyperparameter reaches Together's POST /fine-tunes body."""
     field: str  # its name there
-    section: str = "body"  # "body", or "training_type" (the LoRA settings object)
+    section: str = "body"  # "body", "training_type" (the LoRA settings object) or "training_method" (dpo_beta)
     aliases: tuple[str, ...] = ()  # other names accepted in a run's hyperparameters
     type: str | None = None  # Together's type when it differs from the local one
     bounds: Bounds | None = None  # Together's bounds when they differ from the local ones

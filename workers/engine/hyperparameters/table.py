@@ -44,7 +44,8 @@ TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "learning_rate", "float", "Learning rate",
         "Peak learning rate; the default depends on the method and is halved when continuing a model version.",
-        "basics", default={"lora": 2e-4, "full": 2e-5, "scratch": 1e-3, "dpo": 5e-5}, continuing_factor=CONTINUE_LR_FACTOR,
+        "basics", default={"lora": 2e-4, "full": 2e-5, "scratch": 1e-3, "dpo": 5e-5, "kto": 5e-5},
+        continuing_factor=CONTINUE_LR_FACTOR,
         bounds=Bounds(0, 1, min_exclusive=True), backends=BACKENDS,
         together=Together("learning_rate", default=1e-5)),
     Hyperparameter(
@@ -80,12 +81,12 @@ TABLE: tuple[Hyperparameter, ...] = (
     # -- LoRA
     Hyperparameter(
         "lora_r", "int", "LoRA rank (r)", "Rank of the adapter matrices; at most the model's hidden size.", "lora",
-        default=8, methods=("lora", "dpo"), bounds=Bounds(1, 4096), backends=BACKENDS, model_limit="hidden_size",
+        default=8, methods=("lora", "dpo", "kto"), bounds=Bounds(1, 4096), backends=BACKENDS, model_limit="hidden_size",
         limit_message="lora_r ({value}) cannot exceed the model's hidden size ({limit}).",
         together=Together("lora_r", section="training_type", bounds=Bounds(1, None), default=8)),
     Hyperparameter(
         "lora_alpha", "int", "LoRA alpha", "Adapter scaling (alpha / r).", "lora",
-        default=16, methods=("lora", "dpo"), bounds=Bounds(1, 65536), backends=BACKENDS,
+        default=16, methods=("lora", "dpo", "kto"), bounds=Bounds(1, 65536), backends=BACKENDS,
         together=Together("lora_alpha", section="training_type", type="float",
                           bounds=Bounds(0, None, min_exclusive=True),
                           default=lambda section: 2 * section.get("lora_r", 8), transform=_int_if_whole)),
@@ -97,20 +98,30 @@ TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "target_modules", "modules", "LoRA target modules",
         "Modules that get adapters: all-linear, or names separated by commas (q_proj,v_proj).", "lora",
-        default="all-linear", methods=("lora", "dpo"), backends=BACKENDS,
+        default="all-linear", methods=("lora", "dpo", "kto"), backends=BACKENDS,
         invalid="A comma-separated string or a list of module names.", example="q_proj,v_proj",
         together=Together("lora_trainable_modules", section="training_type", aliases=("lora_target_modules",),
                           default="all-linear", transform=_join_modules)),
     # -- preference training (DPO, on TRL's DPOTrainer)
     Hyperparameter(
-        "beta", "float", "DPO beta",
+        "beta", "float", "Beta (DPO, KTO)",
         "How far the trained model may move from the reference: higher keeps it closer. The rewards are "
         "beta × log(policy / reference) of each answer.", "preference",
-        default=0.1, methods=("dpo",), bounds=Bounds(0, 100, min_exclusive=True)),
+        default=0.1, methods=("dpo", "kto"), bounds=Bounds(0, 100, min_exclusive=True), backends=BACKENDS,
+        together=Together("dpo_beta", section="training_method", default=0.1)),
     Hyperparameter(
         "loss_type", "choice", "Preference loss",
         "sigmoid: DPO; ipo: IPO (squared, length-normalised; beta is its regulariser); hinge: SLiC.", "preference",
         default="sigmoid", methods=("dpo",), choices=DPO_LOSS_TYPES, invalid="Choose one of {choices}."),
+    Hyperparameter(  # KTO (TRL's KTOTrainer): each pair gives a desirable and an undesirable answer
+        "desirable_weight", "float", "KTO desirable weight",
+        "Weight of the loss on desirable (chosen) answers; with as many desirable as undesirable answers, "
+        "keep both weights at 1.", "preference",
+        default=1.0, methods=("kto",), bounds=Bounds(0, 100, min_exclusive=True)),
+    Hyperparameter(
+        "undesirable_weight", "float", "KTO undesirable weight",
+        "Weight of the loss on undesirable (rejected) answers.", "preference",
+        default=1.0, methods=("kto",), bounds=Bounds(0, 100, min_exclusive=True)),
     # -- from scratch
     Hyperparameter(
         "size", "choice", "Model size", "Named size of the new model (see the table of sizes).", "scratch",

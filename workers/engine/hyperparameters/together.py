@@ -4,7 +4,8 @@ mapped onto its POST /fine-tunes body. Knows nothing of Django.
 Contract: `together_fields(hp, method=)` returns (body fields, training_type fields, [(name as given,
 message)]); `together_effective(hp, method=)` is what a Together run stores (the table's names, the
 values sent); `unknown_names(hp, backend=)` the names that are neither a row, an alias nor a run option;
-`together_field_names(method)` the (body, training_type) fields the table sends."""
+`together_field_names(method)` the (body, training_type) fields the table sends; `TRAINING_METHOD_FIELDS`
+the body fields that belong inside Together's `training_method` object (dpo_beta)."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,12 +14,17 @@ from workers.engine.hyperparameters.schema import RUN_OPTIONS
 from workers.engine.hyperparameters.table import BY_NAME, TABLE, TOGETHER_NAMES, applicable, applies_checked
 from workers.engine.hyperparameters.values import check
 
+# rows whose Together section is "training_method": together_fields returns them with the body fields
+TRAINING_METHOD_FIELDS = frozenset(spec.together.field for spec in TABLE
+                                   if spec.together and spec.together.section == "training_method")
+
 
 def together_fields(hp: dict, *, method: str) -> tuple[dict, dict, list[tuple[str, str]]]:
     """Validate a run's hyperparameters for Together and map them: (body fields, training_type fields,
     [(name as given, message)]). Each row is read under its Together name, its table name or an alias
     (the first given wins); missing rows get Together's default, or are left out when it has none.
-    Rows that Together does not use (max_seq_len, ...) and unknown names are not looked at."""
+    Rows that Together does not use (max_seq_len, ...) and unknown names are not looked at. Rows of
+    section "training_method" (TRAINING_METHOD_FIELDS: dpo_beta) come back among the body fields."""
     hp = dict(hp or {})
     body: dict[str, Any] = {}
     training_type: dict[str, Any] = {}

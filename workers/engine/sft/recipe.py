@@ -7,7 +7,8 @@ callback) and what a finished stage adds to its result (`stage_summary`, `eval_s
 repeats the last stage's `result_keys`). `metric_keys` are the logged metrics the progress callback
 forwards besides the loss; `lm_loss` says whether the loss is a language-model loss (then validation
 reports a perplexity). `recipe_for(method)` picks it: the supervised recipe here (lora, full, scratch),
-DPO's from workers.engine.dpo (imported only when used, so the supervised path never loads TRL)."""
+DPO's from workers.engine.dpo, KTO's from workers.engine.kto (imported only when used, so the supervised
+path never loads TRL)."""
 from __future__ import annotations
 
 from workers.engine.data import PadCollator, tokenize_examples
@@ -47,4 +48,8 @@ def recipe_for(method: str) -> Recipe:
         from workers.engine.dpo.recipe import DPORecipe
 
         return DPORecipe()
+    if method == "kto":
+        from workers.engine.kto.recipe import KTORecipe
+
+        return KTORecipe()
     return Recipe()

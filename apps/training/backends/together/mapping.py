@@ -16,7 +16,7 @@ from django.conf import settings
 from apps.core.exceptions import ValidationFailed
 from apps.training.backends.together.client import _NOT_CONFIGURED
 from apps.training.models import TrainingRun
-from workers.engine.hyperparameters import together_fields
+from workers.engine.hyperparameters import TRAINING_METHOD_FIELDS, together_fields
 
 Status = TrainingRun.Status
 
@@ -48,21 +48,27 @@ def together_job_request(*, hyperparameters: dict, method: str = TrainingRun.Met
 
     The fields, their Together names, aliases, bounds, defaults and wire transforms come from the
     hyperparameter table (`workers.engine.hyperparameters.together_fields`): the body carries exactly the
-    table's Together fields that apply to the method. Raises ValidationFailed listing every bad field
+    table's Together fields that apply to the method: method dpo sends a LoRA `training_type` and
+    `training_method` {"method": "dpo", "dpo_beta": the run's beta}, the others {"method": "sft"}. Raises ValidationFailed listing every bad field
     (field = field_prefix + the name the value was given under, e.g. pass field_prefix="hyperparameters."
     from run_create)."""
     body_fields, training_type, problems = together_fields(hyperparameters or {}, method=method)
     errors: list[dict] = []
     if method == TrainingRun.Method.SCRATCH:
         errors.append({"field": "method", "message": "Training from scratch is not available on Together.ai; "
-                                                     "choose LoRA or full fine-tuning."})
+                                                     "choose LoRA, full fine-tuning or DPO."})
     errors += [{"field": field_prefix + name, "message": message} for name, message in problems]
     if errors:
         raise ValidationFailed(errors[0]["message"] if len(errors) == 1 else
                                "Some hyperparameters cannot be sent to Together.ai.", errors=errors)
-    kind = {"type": "Lora", **training_type} if method == TrainingRun.Method.LORA else {"type": "Full"}
+    method_fields = {name: body_fields.pop(name) for name in TRAINING_METHOD_FIELDS if name in body_fields}
+    # DPO trains a LoRA adapter, as local DPO runs do (workers/engine/dpo)
+    lora = method in (TrainingRun.Method.LORA, TrainingRun.Method.DPO)
+    kind = {"type": "Lora", **training_type} if lora else {"type": "Full"}
+    training_method = ({"method": "dpo", **method_fields} if method == TrainingRun.Method.DPO
+                       else {"method": "sft"})
     return {"training_file": training_file, **body_fields, "training_type": kind,
-            "training_method": {"method": "sft"}}
+            "training_method": training_method}
 
 
 def estimate_cost(*, tokens: int, epochs: int, model: str) -> dict:

@@ -5,7 +5,9 @@ Contract: `submit(run, client)` does all of it and moves the run's job to the ph
 the run was cancelled meanwhile, the new remote job is cancelled at once); anything that stops the
 submission raises `SubmitFailed` with a message fit for the run (the caller fails the run with it).
 `export_training_file(run)` writes `<ARTIFACT_ROOT>/remote/<run id>/train.jsonl` from the train split
-only (the validation split is held out) and returns (path, line count)."""
+only (the validation split is held out) and returns (path, line count): Together's messages format, or for a
+DPO run its preference format (`input`, `preferred_output`, `non_preferred_output`) with the train split's
+preference pairs only (a version without pairs fails the submission with a clear message)."""
 from __future__ import annotations
 
 import json
@@ -31,8 +33,11 @@ class SubmitFailed(Exception):
 def export_training_file(run: TrainingRun) -> tuple[Path, int]:
     folder = Path(settings.ARTIFACT_ROOT) / "remote" / str(run.pk)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "train.jsonl"
-    tmp = folder / "train.jsonl.tmp"
+    if run.method == TrainingRun.Method.DPO:
+        return _write_lines(folder, _preference_lines(run.dataset_version),
+                            f"Dataset version {run.dataset_version} has no preference pairs (train examples with a "
+                            "non-preferred output) to send to Together.ai for DPO: import rows with `input`, "
+                            "`preferred_output` and `non_preferred_output`.")
     try:
         from apps.datasets.services import version_export_lines
     except ImportError:  # the datasets service is not there (yet): export the normalized examples ourselves
@@ -42,6 +47,13 @@ def export_training_file(run: TrainingRun) -> tuple[Path, int]:
         # the train split only: the validation split is held out (it used to be sent, and trained on)
         lines = version_export_lines(version=run.dataset_version, fmt="together", together_format="messages",
                                      split="train")
+    return _write_lines(folder, lines,
+                        f"Dataset version {run.dataset_version} has no training examples to send to Together.ai.")
+
+
+def _write_lines(folder: Path, lines, empty_message: str) -> tuple[Path, int]:
+    path = folder / "train.jsonl"
+    tmp = folder / "train.jsonl.tmp"
     count = 0
     with tmp.open("w", encoding="utf-8") as fh:
         for line in lines:
@@ -56,9 +68,26 @@ def export_training_file(run: TrainingRun) -> tuple[Path, int]:
             count += 1
     if count == 0:
         tmp.unlink(missing_ok=True)
-        raise SubmitFailed(f"Dataset version {run.dataset_version} has no training examples to send to Together.ai.")
+        raise SubmitFailed(empty_message)
     tmp.replace(path)
     return path, count
+
+
+def _preference_lines(version):
+    """The train split's preference pairs (the examples local DPO trains on: meta kind "preference" with a
+    non-preferred output) in Together's preference format; other examples are left out."""
+    from apps.datasets.models import Example
+    from apps.datasets.services import example_export_obj
+
+    qs = (Example.objects.filter(version=version, split=Example.Split.TRAIN, meta__kind="preference",
+                                 meta__has_key="non_preferred_output")
+          .order_by("index").only("messages", "tools", "meta", "index"))
+    for ex in qs.iterator(chunk_size=2000):
+        if not (ex.meta or {}).get("non_preferred_output"):
+            continue
+        obj = example_export_obj({"messages": ex.messages, "tools": ex.tools, "meta": dict(ex.meta or {})},
+                                 fmt="together", together_format="preference")
+        yield json.dumps(obj, ensure_ascii=False)
 
 
 def _fallback_export_lines(version):
