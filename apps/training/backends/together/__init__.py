@@ -21,7 +21,9 @@ uploading, cancel_requested, cancelled, error, user_error, completed), `model_ou
 
 Hyperparameters: the Together columns of the hyperparameter table (workers/engine/hyperparameters/table.py;
 the README's "Hyperparameters" table lists each one's Together field, aliases, bounds and default). LoRA
-settings go into `training_type` for method lora; method full sends {"type": "Full"}.
+settings go into `training_type` for method lora; method full sends {"type": "Full"}. `training_method` is
+{"method": "sft"}, or for method dpo {"method": "dpo", "dpo_beta": β} with a LoRA `training_type` and the train
+split's preference pairs uploaded in Together's preference format (mapping.py, submit.py).
 
 Failure policy: a failed upload or job creation fails the run at once (the client has already retried
 429/5xx/network errors with bounded backoff); a failed status poll is retried at the next poll and fails the
