@@ -42,3 +42,24 @@ def launch() -> Iterator:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
+
+
+def logged_in_page(browser, live_server, user, *, timeout_ms: int = 20_000, ignore: tuple[str, ...] = ()):
+    """A 1440x900 tab signed in as `user` (a session cookie from Django's test client), with the CSP probe, and
+    `errors`: every console error (unless its text contains one of `ignore`, e.g. an expected "422"), every CSP
+    violation and every uncaught exception. Returns (context, page, errors)."""
+    from django.test import Client
+
+    c = Client()
+    c.force_login(user)
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    ctx.add_cookies([{"name": "sessionid", "value": c.cookies["sessionid"].value, "url": live_server.url}])
+    ctx.add_init_script(PROBE)
+    page = ctx.new_page()
+    page.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}")
+            if (m.type == "error" and not any(s in m.text for s in ignore)) or "Content Security Policy" in m.text
+            else None)
+    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    return ctx, page, errors

@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.browser import PROBE
-from django.test import Client
+from tests.browser import logged_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,17 +18,7 @@ SHOTS = os.environ.get("MONITORING_SHOTS")
 
 
 def open_page(browser, live_server, user, path, *, block_plotly=False):
-    c = Client()
-    c.force_login(user)
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    ctx.add_cookies([{"name": "sessionid", "value": c.cookies["sessionid"].value, "url": live_server.url}])
-    ctx.add_init_script(PROBE)
-    page = ctx.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}")
-            if m.type == "error" or "Content Security Policy" in m.text else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    ctx, page, errors = logged_in_page(browser, live_server, user)
     if block_plotly:
         page.route("**/plotly-basic.min.js", lambda route: route.abort())
     r = page.goto(live_server.url + path, wait_until="load")

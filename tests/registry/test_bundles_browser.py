@@ -11,11 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
 from apps.registry.bundles import services
 from apps.registry.models import Bundle
-from tests.browser import PROBE
+from tests.browser import logged_in_page
 from tests.registry.bundle_fixtures import CHECKS, DM, GGUF, make_export, version  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -24,17 +23,7 @@ SHOTS = os.environ.get("BUNDLE_SHOTS")
 
 
 def open_page(browser, live_server, user, path):
-    c = Client()
-    c.force_login(user)
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    ctx.add_cookies([{"name": "sessionid", "value": c.cookies["sessionid"].value, "url": live_server.url}])
-    ctx.add_init_script(PROBE)
-    page = ctx.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}")
-            if m.type == "error" and "422" not in m.text or "Content Security Policy" in m.text else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    ctx, page, errors = logged_in_page(browser, live_server, user, ignore=("422",))
     r = page.goto(live_server.url + path, wait_until="load")
     assert r is not None and r.status == 200
     page.wait_for_load_state("networkidle")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import PROBE
+from tests.browser import logged_in_page
 from tests.registry.exports_fixtures import lora_version, tiny_adapter_dir  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,20 +19,7 @@ SHOTS = os.environ.get("EXPORT_SHOTS")
 
 
 def _tab(browser, live_server, user):
-    from django.test import Client
-
-    c = Client()
-    c.force_login(user)
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    ctx.add_cookies([{"name": "sessionid", "value": c.cookies["sessionid"].value, "url": live_server.url}])
-    ctx.add_init_script(PROBE)
-    page = ctx.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}")
-            if (m.type == "error" and "status of 404" not in m.text) or "Content Security Policy" in m.text else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
-    return ctx, page, errors
+    return logged_in_page(browser, live_server, user, timeout_ms=15_000, ignore=("status of 404",))
 
 
 def _shot(page, name: str) -> None:

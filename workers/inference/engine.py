@@ -116,6 +116,17 @@ class ModelStore:
             return loaded
 
 
+def tokenizer_dir(manifest: dict) -> str:
+    """Where a version's tokenizer (and chat template) lives: a full version's folder; an adapter version's adapter
+    folder when it saved one, else its base model's. (Also the llama.cpp backend's rule.)"""
+    if manifest.get("kind") == "full":
+        return manifest.get("model_path") or ""
+    adapter = manifest.get("adapter_path")
+    if adapter and (Path(adapter) / "tokenizer_config.json").exists():
+        return adapter
+    return manifest.get("base_model_path") or ""
+
+
 def load_model(name: str, manifest: dict) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -127,21 +138,17 @@ def load_model(name: str, manifest: dict) -> LoadedModel:
             if not path:
                 raise EngineError(f"Manifest of {name} has no model_path.", status=500, type="server_error")
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-            tok_dir = path
         else:
             base = manifest.get("base_model_path")
             if not base:
                 raise EngineError(f"Manifest of {name} has no base_model_path.", status=500, type="server_error")
             model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-            tok_dir = base
             adapter = manifest.get("adapter_path")
             if adapter:
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-                if (Path(adapter) / "tokenizer_config.json").exists():
-                    tok_dir = adapter
-        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(manifest))
     except EngineError:
         raise
     except Exception as exc:  # missing files, bad weights: the version cannot be served

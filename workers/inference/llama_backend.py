@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from workers.inference.engine import EngineError
+from workers.inference.engine import EngineError, tokenizer_dir
 
 from orjson import loads as _loads
 
@@ -42,16 +42,6 @@ class LlamaLoaded:
     engine: str = "llama.cpp"
     eos_ids: set = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def tokenizer_dir(manifest: dict) -> str:
-    """Where a version's tokenizer (and chat template) lives: the same rule as engine.load_model."""
-    if manifest.get("kind") == "full":
-        return manifest.get("model_path") or ""
-    adapter = manifest.get("adapter_path")
-    if adapter and (Path(adapter) / "tokenizer_config.json").exists():
-        return adapter
-    return manifest.get("base_model_path") or ""
 
 
 class LlamaPool:

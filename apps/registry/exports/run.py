@@ -116,11 +116,8 @@ def _context_length(source: Source) -> int:
 def _tokenizer(source: Source):
     from transformers import AutoTokenizer
 
-    folder = source.model_path if source.kind == "full" else source.base_model_path
-    if source.has_adapter and (Path(source.adapter_path) / "tokenizer_config.json").is_file():
-        folder = source.adapter_path
     try:
-        return AutoTokenizer.from_pretrained(folder)
+        return AutoTokenizer.from_pretrained(source.tokenizer_dir)
     except Exception as exc:
         raise ExportError(f"Could not load the version's tokenizer: {exc}", code="source_unloadable") from exc
 

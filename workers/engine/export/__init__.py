@@ -19,6 +19,7 @@ Contract:
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 from dataclasses import dataclass
 
 from workers.engine.llamacpp.toolchain import Cancelled  # noqa: F401  (one cancel type for every export phase)
@@ -45,6 +46,15 @@ class Source:
     @property
     def has_adapter(self) -> bool:
         return self.kind == "adapter" and bool(self.adapter_path)
+
+    @property
+    def tokenizer_dir(self) -> str | None:
+        """Its tokenizer's folder: the full weights' folder; an adapter's own when it saved one, else the base's."""
+        if self.kind == "full":
+            return self.model_path
+        if self.has_adapter and (Path(self.adapter_path) / "tokenizer_config.json").is_file():
+            return self.adapter_path
+        return self.base_model_path
 
 
 def no_space(exc: BaseException) -> bool:

@@ -94,17 +94,13 @@ def load_source(source: Source, *, role: str = "source"):
     try:
         if source.kind == "full":
             model = AutoModelForCausalLM.from_pretrained(source.model_path, dtype=torch.float32)
-            tok_dir = source.model_path
         else:
             model = AutoModelForCausalLM.from_pretrained(source.base_model_path, dtype=torch.float32)
-            tok_dir = source.base_model_path
             if source.has_adapter:
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, source.adapter_path).merge_and_unload()
-                if (Path(source.adapter_path) / "tokenizer_config.json").is_file():
-                    tok_dir = source.adapter_path
-        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        tokenizer = AutoTokenizer.from_pretrained(source.tokenizer_dir)
     except Exception as exc:  # missing or broken weights: the version itself cannot be loaded
         what = "the export" if role == "export" else "the model version"
         raise ExportError(f"Could not load {what}: {type(exc).__name__}: {exc}", code=f"{role}_unloadable") from exc
