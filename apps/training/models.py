@@ -19,6 +19,8 @@ class TrainingRun(models.Model):
         SCRATCH = "scratch"
         DPO = "dpo", "DPO"  # preference pairs: a LoRA adapter trained to prefer the chosen answers
         KTO = "kto", "KTO"  # the same pairs unpaired: chosen answers desirable, rejected ones not
+        GRPO = "grpo", "GRPO"  # reward-based RL on verifiable tasks (weighted reward components)
+        GROW = "grow", "Grow"  # a trained from-scratch model expanded into a larger size, then trained on
 
     class Backend(models.TextChoices):
         LOCAL = "local"
