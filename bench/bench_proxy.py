@@ -221,6 +221,9 @@ def main() -> int:
     ap.add_argument("--profile", type=Path, help="run the hub under cProfile, stats to this file (slows it)")
     ap.add_argument("--full-stack-too", action="store_true",
                     help="also a second hub process with HUB_LEAN_V1=0 (every /v1 call through Django's middleware)")
+    ap.add_argument("--second-hub-env", metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="the second hub process (the full-stack column) runs with these variables instead of "
+                         "HUB_LEAN_V1=0, e.g. HUB_PROXY_COALESCE=0 (a before/after in one run)")
     ap.add_argument("--concurrency", default="1,4,16", help="comma-separated levels")
     ap.add_argument("--modes", default="json,stream", help="comma-separated: json, stream")
     ap.add_argument("--soak", type=float, metavar="SECONDS", help="run the soak (long-lived streams) instead")
@@ -252,12 +255,15 @@ def main() -> int:
             hub_pid, full_pid, lite_pid = procs[-1].pid, None, None
             mock_url, hub_url = f"http://127.0.0.1:{mock_port}/v1", f"http://127.0.0.1:{hub_port}/v1"
             full_url = None
-            if args.full_stack_too:
+            second_env = {"HUB_LEAN_V1": "0"}
+            if args.second_hub_env:
+                second_env = dict(kv.split("=", 1) for kv in args.second_hub_env.split(","))
+            if args.full_stack_too or args.second_hub_env:
                 full_port = free_port()
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "uvicorn", "training_hub.asgi:application", "--host", "127.0.0.1",
-                     "--port", str(full_port), "--no-access-log", "--log-level", "warning"], cwd=ROOT,
-                    env={**env, "HUB_LEAN_V1": "0"}))
+                     "--port", str(full_port), "--no-access-log", "--log-level", "warning",
+                     "--timeout-keep-alive", "65"], cwd=ROOT, env={**env, **second_env}))
                 full_pid = procs[-1].pid
                 full_url = f"http://127.0.0.1:{full_port}/v1"
                 wait_ready(full_url, "/models")
@@ -300,7 +306,8 @@ def main() -> int:
             fmt = lambda xs: "/".join(f"{x:.1f}" for x in xs)  # noqa: E731
             head = f"{'mode':<7}{'conc':>5} | {'direct p50/p95/p99':>18} | {'hub added p50/p95/p99':>22} | hub req/s"
             if full_url:
-                head += f" | {'full-stack added p50/p95/p99':>28} | full req/s"
+                label = ("full-stack" if not args.second_hub_env else args.second_hub_env)[:16]
+                head += f" | {label + ' added p50/p95/p99':>28} | B req/s"
             if lite_url:
                 head += f" | {'LiteLLM added p50/p95/p99':>26} | LiteLLM req/s | hub/LiteLLM p50"
             print(head, flush=True)

@@ -32,6 +32,7 @@ apps/proxy/breaker.py. No database writes here: the request log is queued after 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from apps.accounts.auth import bearer_token
 from apps.core import invalidation
 from apps.experiments import assign
 from apps.proxy import breaker, fallback, limits, native, selectors, services, upstream
+from apps.proxy.coalesce import coalesce
 from apps.proxy.errors import ProxyError, anthropic_error_response, json_response, openai_error_response
 from apps.proxy.routing import Plan, Route
 from apps.proxy.fallback import context_error, upstream_chat_body
@@ -60,6 +62,9 @@ __all__ = ["Call", "Route", "Plan", "UpstreamStreamError", "authenticate", "pars
            "caches_clear", "context_error", "upstream_chat_body"]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Events of a stream that are ready together leave in one write (apps/proxy/coalesce.py); HUB_PROXY_COALESCE=0
+# writes each on its own (the benchmark's before/after).
+COALESCE = os.environ.get("HUB_PROXY_COALESCE", "1") != "0"
 
 
 @dataclass
@@ -452,7 +457,8 @@ async def relay(request, call: Call, *, wire: Wire, validate: Callable[[dict], d
     if call.stream:
         chunks = native.native_stream(call, opened.lines) if opened.mode == "native" else stream(clean, opened.lines)
         call.mark_answered()
-        response = StreamingHttpResponse(limits.metered(call.key, _closing(chunks, opened.lines), call),
+        chunks = limits.metered(call.key, _closing(chunks, opened.lines), call)
+        response = StreamingHttpResponse(coalesce(chunks) if COALESCE else chunks,
                                          content_type="text/event-stream", headers=SSE_HEADERS)
         for name, value in {**wire.headers(call), **hub_headers(call)}.items():
             response[name] = value

