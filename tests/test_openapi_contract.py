@@ -89,7 +89,7 @@ def test_the_schema_documents_errors_and_enums(client):
     run_id = next(p for p in detail["parameters"] if p["name"] == "run_id")["schema"]
     assert run_id["minimum"] == 1 and run_id["maximum"] == 2**63 - 1
     run_in = doc["components"]["schemas"]["RunIn"]["properties"]
-    assert run_in["method"]["enum"] == ["lora", "full", "scratch", "dpo", "kto"]
+    assert run_in["method"]["enum"] == ["lora", "full", "scratch", "dpo", "kto", "grpo", "grow"]
     assert run_in["backend"]["enum"] == ["local", "together"]
     deploy = doc["components"]["schemas"]["DeployIn"]["properties"]["alias"]
     assert deploy["pattern"].startswith("^[a-z0-9]")

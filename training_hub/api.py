@@ -85,3 +85,5 @@ api.add_router("/", "apps.experiments.api.router")  # /api/experiments, /api/fee
 api.add_router("/", "apps.registry.tools.api.router")  # /api/tools: the tool registry (issue 12)
 api.add_router("/", "apps.registry.exports.api.router")  # /api/models/{id}/exports, /api/exports (issue 12)
 api.add_router("/", "apps.registry.bundles.api.router")  # /api/exports/{id}/bundles, /api/bundles (issue 12)
+api.add_router("/commands", "apps.commands.api.router")  # /api/commands/parse: the command bar, `hub do` (issue 14)
+api.add_router("/", "apps.evaluations.api.router")  # /api/evaluations, /api/rewards/components (issue 13)

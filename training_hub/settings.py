@@ -145,6 +145,8 @@ INSTALLED_APPS = [
     "apps.arena",  # blind arenas: votes, win rates, Bradley–Terry, preference export (issue 11)
     "apps.monitoring",  # per-minute traffic roll-ups, worker health, alert rules and alerts (issue 11)
     "apps.experiments",  # online experiments, canary rollouts, feedback (issue 11)
+    "apps.commands",  # the command bar (Ctrl-K) and /api/commands/parse, no models (issue 14)
+    "apps.evaluations",  # reward components: versions answer a task set, each answer scored (issue 13)
     "workers",
 ]
 

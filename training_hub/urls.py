@@ -22,5 +22,7 @@ urlpatterns = [
     path("arenas/", include("apps.arena.urls")),  # blind arenas: votes, results, preference export (issue 11)
     path("monitoring/", include("apps.monitoring.urls")),  # traffic plots, worker health, alerts (issue 11)
     path("experiments/", include("apps.experiments.urls")),  # online experiments, canary rollouts (issue 11)
+    path("evaluations/", include("apps.evaluations.urls")),  # reward-based evaluations of model versions (issue 13)
+    path("commands/", include("apps.commands.urls")),  # the command bar's preview (issue 14)
     path("", include("apps.core.urls")),
 ]

@@ -10,3 +10,4 @@ from workers import registry_vllm  # noqa: F401  (LoRA adapters on a vLLM infere
 from workers import exports  # noqa: F401  (model exports: adapter, merged, GGUF, with round-trip checks)
 from workers import bundles  # noqa: F401  (deploy bundles: the zip of an export with config, tools, examples)
 from workers import llamacpp  # noqa: F401  (compile the pinned llama.cpp on the default queue: GGUF exports, serving)
+from workers import evaluations  # noqa: F401  (reward-based evaluations of model versions: answers scored per component)

@@ -107,6 +107,8 @@ def build_job(run, *, evaluate: bool = True):
         version = DatasetVersion.objects.get(pk=spec["dataset_version_id"])
         if run.method in ("dpo", "kto"):  # preference pairs (workers/engine/dpo, workers/engine/kto)
             train, val = services.version_preference_pairs(version)
+        elif run.method == "grpo":  # tasks with their answers / tests (workers/engine/grpo)
+            train, val = services.version_tasks(version)
         else:
             train, val = services.version_examples(version)
         if not val and len(train) >= 20:  # no validation split: hold a few out (deterministically)

@@ -35,6 +35,18 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     return ticks
 
 
+def integer_ticks(hi: float, target: int = 5) -> list[int]:
+    """Whole-number ticks from 0 covering [0, hi] in steps of 1, 2, 5 x 10^k (never a fraction: counts)."""
+    hi = max(float(hi), 1.0)
+    raw = hi / max(target, 1)
+    step = 1
+    if raw > 1:
+        mag = 10 ** math.floor(math.log10(raw))
+        step = int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
+    top = math.ceil(hi / step - 1e-9) * step
+    return list(range(0, top + 1, step))
+
+
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
@@ -143,19 +155,26 @@ def line_chart(series: list[dict], *, x_title: str = "", y_title: str = "", widt
 
 
 def bar_chart(x: list, y: list, *, title: str = "", x_title: str = "", y_title: str = "", color: str = PALETTE[0],
-              vline: float | None = None, width: int = 640, height: int = 360) -> SafeString:
+              vline: float | None = None, width: int = 640, height: int = 360, integer_y: bool = False) -> SafeString:
     """Bars at numeric positions (histogram bin middles) or categories (strings). No data → ""."""
     return bars([{"x": x, "y": y, "color": color}], title=title, x_title=x_title, y_title=y_title, vline=vline,
-                width=width, height=height)
+                width=width, height=height, integer_y=integer_y)
+
+
+def _bar(rect: str, href: str) -> str:
+    return f'<a href="{escape(href)}">{rect}</a>' if href else rect
 
 
 def bars(series: list[dict], *, title: str = "", x_title: str = "", y_title: str = "", vline: float | None = None,
-         width: int = 640, height: int = 360) -> SafeString:
-    """One or more bar series ({"name", "x", "y", "color"}), overlaid with transparency when there are several
-    (plotly's barmode "overlay"). x values are numbers (bin middles) or categories (strings)."""
+         width: int = 640, height: int = 360, integer_y: bool = False) -> SafeString:
+    """One or more bar series ({"name", "x", "y", "color", "hrefs"}), overlaid with transparency when there are
+    several (plotly's barmode "overlay"). x values are numbers (bin middles) or categories (strings); `hrefs`
+    (optional, aligned with x): each bar links there. `integer_y`: whole-number ticks on the y axis (counts)."""
     clean = []
     for i, s in enumerate(series):
-        pairs = [(a, float(b)) for a, b in zip(s.get("x") or [], s.get("y") or [])
+        hrefs = list(s.get("hrefs") or [])
+        pairs = [(a, float(b), hrefs[k] if k < len(hrefs) else "")
+                 for k, (a, b) in enumerate(zip(s.get("x") or [], s.get("y") or []))
                  if isinstance(b, (int, float)) and math.isfinite(b)]
         if pairs:
             clean.append({"name": s.get("name") or "", "pairs": pairs,
@@ -164,15 +183,16 @@ def bars(series: list[dict], *, title: str = "", x_title: str = "", y_title: str
         return mark_safe("")
     top = 40 if title else 14
     legend = 22 if len(clean) > 1 else 0
-    ys = [b for s in clean for _, b in s["pairs"]]
-    yticks = nice_ticks(0, max(ys) or 1, target=max(3, min(5, height // 70)))
+    ys = [b for s in clean for _, b, _ in s["pairs"]]
+    target = max(3, min(5, height // 70))
+    yticks = integer_ticks(max(ys), target) if integer_y else nice_ticks(0, max(ys) or 1, target=target)
     opacity = ' fill-opacity="0.6"' if len(clean) > 1 else ""
     body = []
     if title:
         body.append(f'<text x="{width / 2}" y="24" text-anchor="middle" font-family="system-ui, sans-serif" '
                     f'font-size="13" fill="#333">{escape(title)}</text>')
-    if any(isinstance(a, str) for s in clean for a, _ in s["pairs"]):
-        cats = list(dict.fromkeys(str(a) for s in clean for a, _ in s["pairs"]))
+    if any(isinstance(a, str) for s in clean for a, _, _ in s["pairs"]):
+        cats = list(dict.fromkeys(str(a) for s in clean for a, _, _ in s["pairs"]))
         n = len(cats)
         f = _Frame(width, height - legend, 0, n, 0, max(yticks + [max(ys)]), top=top)
         slot = (f.r - f.l) / n
@@ -180,26 +200,28 @@ def bars(series: list[dict], *, title: str = "", x_title: str = "", y_title: str
         body += _axes(f, list(center.values()) if n <= 20 else [], yticks, x_title, y_title,
                       xlabels=cats if n <= 20 else [])
         for s in clean:
-            for a, b in s["pairs"]:
+            for a, b, href in s["pairs"]:
                 cx = center[str(a)]
-                body.append(f'<rect x="{cx - slot * 0.4:.1f}" y="{f.y(b):.1f}" width="{slot * 0.8:.1f}" '
-                            f'height="{max(f.b - f.y(b), 0):.1f}" fill="{s["color"]}"{opacity}/>')
+                body.append(_bar(f'<rect x="{cx - slot * 0.4:.1f}" y="{f.y(b):.1f}" width="{slot * 0.8:.1f}" '
+                                 f'height="{max(f.b - f.y(b), 0):.1f}" fill="{s["color"]}"{opacity}/>', href))
     else:
-        xs = sorted({float(a) for s in clean for a, _ in s["pairs"]})
+        xs = sorted({float(a) for s in clean for a, _, _ in s["pairs"]})
         gap = min((b - a for a, b in zip(xs, xs[1:]) if b > a), default=1.0)
         xlo, xhi = xs[0] - gap / 2, xs[-1] + gap / 2
         if vline is not None and math.isfinite(vline):
             xlo, xhi = min(xlo, vline), max(xhi, vline)
         f = _Frame(width, height - legend, xlo, xhi, 0, max(yticks + [max(ys)]), top=top)
         xticks = [t for t in nice_ticks(xlo, xhi, target=max(3, min(6, width // 60))) if xlo <= t <= xhi]
+        if all(x.is_integer() for x in xs):  # whole-number bars (turns): no tick between two of them
+            xticks = [t for t in xticks if float(t).is_integer()] or [int(x) for x in xs]
         body += _axes(f, xticks, yticks, x_title, y_title)
         for s in clean:
             sgap = min((b - a for a, b in zip(sorted(float(p[0]) for p in s["pairs"]),
                                               sorted(float(p[0]) for p in s["pairs"])[1:]) if b > a), default=gap)
             bw = max(sgap / (f.xhi - f.xlo) * (f.r - f.l) * 0.9, 1)
-            for a, b in s["pairs"]:
-                body.append(f'<rect x="{f.x(float(a)) - bw / 2:.1f}" y="{f.y(b):.1f}" width="{bw:.1f}" '
-                            f'height="{max(f.b - f.y(b), 0):.1f}" fill="{s["color"]}"{opacity}/>')
+            for a, b, href in s["pairs"]:
+                body.append(_bar(f'<rect x="{f.x(float(a)) - bw / 2:.1f}" y="{f.y(b):.1f}" width="{bw:.1f}" '
+                                 f'height="{max(f.b - f.y(b), 0):.1f}" fill="{s["color"]}"{opacity}/>', href))
         if vline is not None and math.isfinite(vline):
             px = f.x(vline)
             body.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{f.t}" y2="{f.b}" stroke="#b42318" '

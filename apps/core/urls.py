@@ -6,4 +6,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("jobs/", include("apps.core.jobs.urls")),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

@@ -1,5 +1,5 @@
 """The home page (the newest datasets, runs, models and aliases, read through each app's selectors) and
-/healthz."""
+/healthz and /favicon.ico."""
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
@@ -24,3 +24,11 @@ def healthz(request):
     with connection.cursor() as cur:
         cur.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+def favicon(request):
+    """Pages that link no icon (the API docs, Django's admin) make the browser ask for /favicon.ico."""
+    from django.http import HttpResponseRedirect
+    from django.templatetags.static import static
+
+    return HttpResponseRedirect(static("img/favicon.svg"))

@@ -15,7 +15,7 @@ from apps.core.schemas import responses
 from apps.datasets import selectors, services
 from apps.datasets.schemas import (
     UPLOAD_FORM, DatasetDetailOut, DatasetOut, DiffOut, EditIn, ExampleFilters, ExamplePageOut, ExportFormat, FixIn,
-    Split, TogetherFormat, VersionOut, VersionSummaryOut, dataset_out, example_out, version_out, version_summary,
+    PinIn, Split, TogetherFormat, VersionOut, VersionSummaryOut, dataset_out, example_out, version_out, version_summary,
 )
 
 router = Router(tags=["datasets"])
@@ -90,6 +90,13 @@ def edit_example(request, version_id: Id, index: Index, payload: EditIn):
 @router.get("/{dataset_id}", response=responses({200: DatasetDetailOut}, 404))
 def get_dataset(request, dataset_id: Id):
     return dataset_out(selectors.dataset_get(user=request.auth, dataset_id=dataset_id), detail=True)
+
+
+@router.post("/{dataset_id}/pin", response=responses({200: DatasetOut}, 404, 409, body=True),
+             summary="Pin a ready version as the dataset's current one (version_id null: unpin)")
+def pin_version(request, dataset_id: Id, payload: PinIn):
+    services.dataset_pin(user=request.auth, dataset_id=dataset_id, version_id=payload.version_id)
+    return dataset_out(selectors.dataset_get(user=request.auth, dataset_id=dataset_id))
 
 
 @router.get("/{dataset_id}/versions", response=responses({200: list[VersionSummaryOut]}, 404))

@@ -12,6 +12,10 @@ class Dataset(models.Model):
     description = models.TextField(blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="datasets")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The version pinned as the dataset's current one (its owner or an admin pins it: services.dataset_pin);
+    # None: the newest ready version is current (selectors.current_version).
+    pinned_version = models.ForeignKey("DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
 
     class Meta:
         ordering = ["-created_at"]

@@ -85,6 +85,14 @@ class DatasetOut(Schema):
     created_at: str
     version_count: int
     latest_version: VersionSummaryOut | None
+    # the version the dataset stands for: the pinned one when it is ready, else the newest ready one
+    current_version: VersionSummaryOut | None = None
+    pinned_version_id: int | None = None
+
+
+class PinIn(Schema):
+    version_id: Id | None = Field(None, description="The ready version to pin as current; null unpins it "
+                                                      "(the newest ready version is current again)")
 
 
 class DatasetDetailOut(DatasetOut):
@@ -206,11 +214,16 @@ def version_summary(v: DatasetVersion) -> dict:
 
 
 def dataset_out(d: Dataset, *, detail: bool = False) -> dict:
+    from apps.datasets.selectors import pick_current
+
     versions = list(d.versions.order_by("-number"))
     latest = versions[0] if versions else None
+    current = pick_current(versions, d.pinned_version_id)
     out = {"id": d.pk, "dataset_id": d.pk, "name": d.name, "description": d.description, "owner": d.owner.username,
            "created_at": d.created_at.isoformat(), "version_count": len(versions),
-           "latest_version": version_summary(latest) if latest else None}
+           "latest_version": version_summary(latest) if latest else None,
+           "current_version": version_summary(current) if current else None,
+           "pinned_version_id": current.pk if current is not None and current.pk == d.pinned_version_id else None}
     if detail:
         out["versions"] = [version_summary(v) for v in versions]
         out["latest"] = version_out(latest) if latest else None

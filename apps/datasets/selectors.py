@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 
 from apps.core.exceptions import NotFound, ValidationFailed
 from apps.datasets.models import Dataset, DatasetVersion, Example
@@ -28,6 +28,51 @@ def dataset_get(*, user, dataset_id: int) -> Dataset:
     if ds is None:
         raise NotFound("No such dataset.")
     return ds
+
+
+def pick_current(versions, pinned_id: int | None) -> DatasetVersion | None:
+    """Of a dataset's versions (any order), its current one: the pinned version when it is ready, else the
+    newest ready one; None when none is ready."""
+    ready = [v for v in versions if v.status == DatasetVersion.Status.READY]
+    pinned = next((v for v in ready if v.pk == pinned_id), None) if pinned_id else None
+    return pinned or max(ready, key=lambda v: v.number, default=None)
+
+
+def current_version(dataset: Dataset) -> DatasetVersion | None:
+    """The version the dataset stands for (what the list shows, what its page opens on, what a run's form
+    offers first): the pinned one when it is ready, else the newest ready one; None when none is ready."""
+    ready = dataset.versions.filter(status=DatasetVersion.Status.READY)
+    if dataset.pinned_version_id:
+        v = ready.filter(pk=dataset.pinned_version_id).first()
+        if v is not None:
+            return v
+    return ready.order_by("-number").first()
+
+
+def dataset_list_rows(*, user) -> list[Dataset]:
+    """dataset_list with, on each dataset, `current` (its current version, see current_version), `pinned`
+    (whether that one is pinned), `attempt` (a newer version that is not ready — failed or still importing —
+    shown as a note beside the current one, or None) and `newer_ready` (a newer ready version than a pinned
+    current one, or None). Four queries whatever the number of datasets."""
+    newest = DatasetVersion.objects.filter(dataset=OuterRef("pk")).order_by("-number").values("pk")[:1]
+    newest_ready = (DatasetVersion.objects.filter(dataset=OuterRef("pk"), status=DatasetVersion.Status.READY)
+                    .order_by("-number").values("pk")[:1])
+    rows = list(dataset_list(user=user).annotate(newest_id=Subquery(newest), newest_ready_id=Subquery(newest_ready)))
+    ids = {i for d in rows for i in (d.pinned_version_id, d.newest_id, d.newest_ready_id) if i}
+    by_id = DatasetVersion.objects.defer("stats", "progress").in_bulk(list(ids))
+    for d in rows:
+        pinned = by_id.get(d.pinned_version_id)
+        if pinned is not None and pinned.status != DatasetVersion.Status.READY:
+            pinned = None
+        newest_ready_v = by_id.get(d.newest_ready_id)
+        d.current = pinned or newest_ready_v
+        d.pinned = pinned is not None
+        latest = by_id.get(d.newest_id)
+        d.attempt = (latest if latest is not None and latest.status != DatasetVersion.Status.READY
+                     and (d.current is None or latest.number > d.current.number) else None)
+        d.newer_ready = (newest_ready_v if pinned is not None and newest_ready_v is not None
+                         and newest_ready_v.number > pinned.number else None)
+    return rows
 
 
 def dataset_versions(*, dataset: Dataset) -> QuerySet[DatasetVersion]:
@@ -65,8 +110,8 @@ def version_for_dataset(*, dataset: Dataset, version_id: int | None = None, numb
         v = qs.filter(pk=version_id).first()
     elif number is not None:
         v = qs.filter(number=number).first()
-    else:
-        v = qs.filter(status=DatasetVersion.Status.READY).order_by("-number").first() or qs.order_by("-number").first()
+    else:  # the current version (pinned, or the newest ready one), else the newest attempt
+        v = current_version(dataset) or qs.order_by("-number").first()
     if v is None:
         raise NotFound("No such dataset version.")
     return v
@@ -99,13 +144,42 @@ def version_training_examples(*, version: DatasetVersion, split: str | None = No
         yield {"messages": [_training_message(m) for m in e.messages], "tools": e.tools or None}
 
 
+class JSONArrayLength(Func):
+    """The length of a JSON array column (PostgreSQL's jsonb_array_length, SQLite's json_array_length)."""
+
+    function = "jsonb_array_length"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="json_array_length", **extra)
+
+
+NO_CATEGORY = "(none)"  # how the statistics name examples without a category
+
+
 def example_list(*, version: DatasetVersion, split: str | None = None, category: str | None = None,
-                 code: str | None = None, q: str | None = None, role: str | None = None) -> QuerySet[Example]:
+                 code: str | None = None, q: str | None = None, role: str | None = None,
+                 tokens: tuple[int, int] | None = None, turns: tuple[int, int] | None = None,
+                 role_tokens: tuple[str, int, int] | None = None) -> QuerySet[Example]:
+    """A version's examples in order, filtered. The ranges are inclusive and match the dataset charts' bars:
+    `tokens` (token count with the chat template), `turns` (number of messages), `role_tokens` (a role's content
+    tokens: (role, low, high)); `category` "(none)" is the examples without one."""
     qs = version.examples.order_by("index")
     if split:
         qs = qs.filter(split=split)
     if category:
-        qs = qs.filter(category=category)
+        qs = qs.filter(category="" if category == NO_CATEGORY else category)
+    if tokens:
+        qs = qs.filter(token_count__gte=tokens[0], token_count__lte=tokens[1])
+    if turns:
+        qs = qs.annotate(n_messages=JSONArrayLength("messages")).filter(n_messages__gte=turns[0],
+                                                                           n_messages__lte=turns[1])
+    if role_tokens:
+        r, lo, hi = role_tokens
+        in_range = Q(**{f"role_tokens__{r}__gte": lo, f"role_tokens__{r}__lte": hi})
+        if lo <= 0:  # a role without content tokens may be left out of the stored counts
+            in_range |= Q(role_tokens__isnull=False) & ~Q(role_tokens__has_key=r)
+        qs = qs.filter(in_range)
     if code:
         qs = qs.filter(issues__contains=f"|{code}|")
     if q:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("upload/", views.upload_view, name="upload"),
     path("<id:dataset_id>/", views.detail_view, name="detail"),
     path("<id:dataset_id>/diff/", views.diff_view, name="diff"),
+    path("<id:dataset_id>/pin/", views.pin_view, name="pin"),
     path("<id:dataset_id>/export/", views.export_view, name="export"),
     path("versions/<id:version_id>/progress/", views.progress_view, name="progress"),
     path("versions/<id:version_id>/fix/", views.fix_view, name="fix"),

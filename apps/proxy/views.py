@@ -103,6 +103,7 @@ def playground(request):
     aliases = Alias.objects.select_related("model_version").order_by("name")
     versions = ModelVersion.objects.select_related("base_model").order_by("-created_at")[:200]
     selected = request.GET.get("model", "")
+    compare = request.GET.get("compare", "")  # a second model: the page opens side by side
     return render(request, "proxy/playground.html", {
-        "aliases": aliases, "versions": versions, "selected": selected,
+        "aliases": aliases, "versions": versions, "selected": selected, "compare": compare,
     })

@@ -1,14 +1,16 @@
-"""Forms of the registry pages: deploy (plain or as a canary with thresholds; a deploy to `production` is
-confirmed first), roll back to an earlier deployment with a reason, register a base model."""
+"""Forms of the registry pages: deploy (plain or as a canary with thresholds; the alias is chosen, never a
+default, and every deploy is confirmed on the page first, naming the alias, what it serves now and what it
+will serve), roll back to an earlier deployment with a reason, register a base model."""
 from django import forms
 
 from apps.core.inputs import MAX_ID
 
-CONFIRM_ALIASES = ("production",)  # deploying to these asks for a confirmation on the page first
-
 
 class DeployForm(forms.Form):
-    alias = forms.SlugField(max_length=100, initial="production",
+    alias = forms.SlugField(max_length=100,  # no initial value: deploying to `production` is never a default
+                            error_messages={"required": "Choose the alias to deploy to."},
+                            widget=forms.TextInput(attrs={"list": "alias-options", "autocomplete": "off",
+                                                          "placeholder": "choose an alias"}),
                             help_text="e.g. production, staging, haiku (Claude Code's small model)")
     reason = forms.CharField(max_length=2000, required=False, label="Why",
                              widget=forms.TextInput(attrs={"placeholder": "e.g. better tool calls on the eval set"}))
@@ -63,7 +65,8 @@ class DeployForm(forms.Form):
                 "auto_promote": bool(d.get("auto_promote"))}
 
     def needs_confirmation(self) -> bool:
-        return self.cleaned_data.get("alias") in CONFIRM_ALIASES and not self.cleaned_data.get("confirm")
+        """Every deploy from the page is confirmed first (the confirmation names both versions)."""
+        return not self.cleaned_data.get("confirm")
 
 
 class RollbackForm(forms.Form):

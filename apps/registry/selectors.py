@@ -80,10 +80,39 @@ def alias_experiment(name: str):
     return running_on(name)
 
 
+def checkpoint_origins(version_ids) -> dict[int, dict]:
+    """For versions promoted from a run's checkpoint (training.services.checkpoint_promote: the run keeps its
+    own final version, so the promoted one has no `run`): {version id: {"run", "step", "eval_loss",
+    "train_loss"}} — the run, the checkpoint's step, its validation loss and the training loss logged at
+    (or last before) that step. Two queries plus one per promoted version listed."""
+    from apps.training.models import Checkpoint, MetricPoint
+
+    out = {}
+    rows = (Checkpoint.objects.filter(model_version_id__in=list(version_ids)).select_related("run")
+            .order_by("model_version_id", "-step"))
+    for ckpt in rows:
+        if ckpt.model_version_id in out:
+            continue
+        loss = None
+        for values in (MetricPoint.objects.filter(run_id=ckpt.run_id, kind="train", step__lte=ckpt.step)
+                       .order_by("-step", "-id").values_list("values", flat=True)[:20]):
+            if isinstance(values, dict) and isinstance(values.get("loss"), (int, float)):
+                loss = float(values["loss"])
+                break
+        out[ckpt.model_version_id] = {"run": ckpt.run, "step": ckpt.step, "eval_loss": ckpt.eval_loss,
+                                      "train_loss": loss}
+    return out
+
+
 def model_version_lineage(version: ModelVersion) -> dict:
-    """The version's ancestry as plain data (base model, dataset version, run, parent chain)."""
+    """The version's ancestry as plain data (base model, dataset version, run, parent chain). A version promoted
+    from a checkpoint names the run and step it came from (`checkpoint`), and its final loss is the training
+    loss at that step when the version records none (`final_loss`)."""
     dv = version.dataset_version
     run = version.run
+    origin = checkpoint_origins([version.pk]).get(version.pk) if run is None else None
+    if origin is not None:
+        run = origin["run"]
     chain = []
     p, seen = version.parent, set()
     while p is not None and p.pk not in seen and len(chain) < 20:
@@ -99,4 +128,8 @@ def model_version_lineage(version: ModelVersion) -> dict:
                  "backend": run.backend} if run else None),
         "parent": chain[0] if chain else None,
         "ancestors": chain,
+        "checkpoint": ({"step": origin["step"], "eval_loss": origin["eval_loss"], "train_loss": origin["train_loss"]}
+                       if origin is not None else None),
+        "final_loss": (version.final_loss if version.final_loss is not None
+                       else origin["train_loss"] if origin is not None else None),
     }

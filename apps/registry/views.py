@@ -1,5 +1,6 @@
-"""Dashboard pages of the registry: model versions and aliases, a version's lineage, deploy (plain or canary;
-confirmed first for production), an alias's history and rollback to any version it served before."""
+"""Dashboard pages of the registry: model versions and aliases, a version's lineage, deploy (plain or canary; the
+alias chosen, every deploy confirmed first with the version it replaces and the one it deploys), an alias's
+history and rollback to any version it served before (each rollback button names its target)."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -27,8 +28,12 @@ def _aliases():
     from apps.experiments.selectors import experiment_list
 
     running = {e.alias: e for e in experiment_list(status="running")}
-    return [{"alias": a, "can_rollback": selectors.alias_can_rollback(a.name), "experiment": running.get(a.name)}
-            for a in selectors.alias_list()]
+    rows = []
+    for a in selectors.alias_list():
+        targets = selectors.alias_rollback_targets(a.name, current_version_id=a.model_version_id, limit=50)
+        rows.append({"alias": a, "can_rollback": bool(targets), "experiment": running.get(a.name),
+                     "rollback_to": targets[0].model_version if targets else None})  # what "Roll back" restores
+    return rows
 
 
 @login_required
@@ -47,8 +52,13 @@ def model_list(request):
                 status = exc.status_code
         else:
             status = 422
+    versions = list(selectors.model_version_list()[:500])
+    origins = selectors.checkpoint_origins([v.pk for v in versions if v.run_id is None])
+    for v in versions:  # a version promoted from a checkpoint shows its run and the loss at that step
+        v.origin = origins.get(v.pk)
+        v.shown_loss = v.final_loss if v.final_loss is not None else (v.origin or {}).get("train_loss")
     return render_page(request, "registry/list.html", {
-        "versions": selectors.model_version_list()[:500], "aliases": _aliases(),
+        "versions": versions, "aliases": _aliases(),
         "base_models": selectors.base_model_list(), "base_form": form,
     }, status=status)
 
@@ -62,11 +72,13 @@ def _detail(request, version_id: int, form: DeployForm, status: int = 200, confi
     from apps.registry.exports.serving import serving_engine
     from apps.registry.exports.views import section as export_section
 
+    aliases = _aliases()
     return render_page(request, "registry/detail.html", {
         **export_section(request, version, export_form),  # the Exports section (issue 12)
+        "alias_options": [row["alias"] for row in aliases],
         "serving": serving_engine(version),
         "version": version, "lineage": selectors.model_version_lineage(version), "form": form,
-        "aliases": [a for a in _aliases() if a["alias"].model_version_id == version.pk],
+        "aliases": [a for a in aliases if a["alias"].model_version_id == version.pk],
         "history": selectors.deployment_history(version_id=version.pk), "confirm": confirm,
         "canary_open": bool(form.is_bound and form.data.get("canary")),
     }, partial="deploy" if ((status != 200 and export_form is None) or confirm) else None, status=status)
@@ -78,7 +90,7 @@ def model_detail(request, version_id: int):
 
 
 def _confirmation(form: DeployForm, version_id: int) -> dict:
-    """What the admin is asked before a deploy to production: what it serves now and what it will serve."""
+    """What the admin is asked before a deploy: the alias, what it serves now and what it will serve."""
     from apps.registry.models import Alias
 
     alias = form.cleaned_data["alias"]
@@ -137,9 +149,11 @@ def alias_detail(request, name: str):
         d.why, d.warning = reason_split(d.reason)  # the warning: a vLLM server did not load its adapter
         d.resolved = bool(d.warning) and RESOLVED_MARK in d.warning
     chosen = request.GET.get("to", "")  # preselects a target; anything that is not an id preselects nothing
+    chosen = int(chosen) if is_id(chosen) else None
+    selected = next((t for t in targets if t.pk == chosen), targets[0] if targets else None)
     return render_page(request, "registry/alias.html", {
-        "alias": alias, "history": history, "targets": targets,
-        "chosen": int(chosen) if is_id(chosen) else None,
+        "alias": alias, "history": history, "targets": targets, "selected": selected,
+        "chosen": selected.pk if selected else None,
         "experiment": selectors.alias_experiment(name),
         "serving_warning": history[0] if history and history[0].warning and not history[0].resolved else None,
     })

@@ -1,5 +1,5 @@
 """Chart data for run pages: loss curves (train + eval), a DPO run's preference curves (rewards, margins,
-accuracy) and the comparison of several runs."""
+accuracy), a GRPO run's reward curves (mean reward and each component) and the comparison of several runs."""
 from __future__ import annotations
 
 from apps.training import selectors
@@ -108,3 +108,79 @@ def preference_stats(summary: dict) -> dict:
     """The last reward margin and accuracy of a DPO run's summary (training, and validation as eval_*)."""
     return {"margin": summary.get("rewards/margins"), "accuracy": summary.get("rewards/accuracies"),
             "eval_margin": summary.get("eval_rewards/margins"), "eval_accuracy": summary.get("eval_rewards/accuracies")}
+
+
+# GRPO runs: the mean reward and each reward component over the steps (TRL's reward, rewards/<name>/mean), the run
+# page's "Reward" chart (train lines, validation reward as markers), and the components' table
+def _component_of(key: str) -> str | None:
+    if key.startswith("rewards/") and key.endswith("/mean"):
+        return key[len("rewards/"):-len("/mean")]
+    return None
+
+
+def _by_weight(weights: dict) -> list[str]:
+    """Component names, heaviest first (a JSON column does not keep the order they were given in)."""
+    return sorted(weights, key=lambda n: (-float(weights[n]), n))
+
+
+def reward_curves(run) -> dict | None:
+    """{"reward": {"x", "y"}, "components": {name: {"x", "y"}}, "eval_reward": {"x", "y"}, "errors": {name:
+    {"x", "y"}}} of a GRPO run from its stored metric points (components heaviest first, then any other
+    logged); None for other methods."""
+    if run.method != "grpo":
+        return None
+    names = _by_weight((run.hyperparameters or {}).get("reward_weights") or {})
+    out = {"reward": {"x": [], "y": []}, "components": {n: {"x": [], "y": []} for n in names},
+           "eval_reward": {"x": [], "y": []}, "errors": {}}
+    for p in selectors.run_metrics(run=run):
+        if p["kind"] == "eval":
+            if p.get("reward") is not None:
+                out["eval_reward"]["x"].append(p["step"])
+                out["eval_reward"]["y"].append(p["reward"])
+            continue
+        if p["kind"] != "train":
+            continue
+        if p.get("reward") is not None:
+            out["reward"]["x"].append(p["step"])
+            out["reward"]["y"].append(p["reward"])
+        for key, value in p.items():
+            name = _component_of(key)
+            if name is None and key.startswith("reward_errors/"):
+                series = out["errors"].setdefault(key[len("reward_errors/"):], {"x": [], "y": []})
+            elif name is not None and value is not None:
+                series = out["components"].setdefault(name, {"x": [], "y": []})
+            else:
+                continue
+            series["x"].append(p["step"])
+            series["y"].append(value)
+    return out
+
+
+def reward_chart_svg(curves: dict):
+    """The reward chart as server-rendered SVG (plotly replaces it once loaded)."""
+    from apps.core.svgchart import line_chart
+
+    series = [{"name": "mean reward", **curves["reward"]}]
+    series += [{"name": name, **c} for name, c in curves["components"].items()]
+    series.append({"name": "validation reward", **curves["eval_reward"], "markers": True})
+    return line_chart(series, x_title="step", y_title="reward (0–1)")
+
+
+def reward_components(run, summary: dict) -> list[dict]:
+    """One row per weighted component of a GRPO run: its label, weight (normalised), last mean, the share of
+    answers it failed to score in the last step, and (once finished) how often it failed and the last error."""
+    from workers.engine import rewards
+
+    weights = (run.hyperparameters or {}).get("reward_weights") or {}
+    total = sum(weights.values()) or 1.0
+    errors = summary.get("reward_errors") or {}
+    rows = []
+    for name in _by_weight(weights):
+        weight = weights[name]
+        comp = rewards.COMPONENTS.get(name)
+        rows.append({"name": name, "label": comp.label if comp else name, "weight": weight / total,
+                     "mean": summary.get(f"rewards/{name}/mean"), "eval_mean": summary.get(f"eval_rewards/{name}/mean"),
+                     "error_share": summary.get(f"reward_errors/{name}"),
+                     "errors": (errors.get(name) or {}).get("count"),
+                     "last_error": (errors.get(name) or {}).get("last")})
+    return rows

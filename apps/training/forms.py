@@ -23,8 +23,8 @@ _FIELD_MAP = {"dataset_version_id": "dataset_version", "dataset_id": "dataset_ve
 
 # the run's own inputs that apply to some methods / backends only: name -> (methods, backends)
 _CONTEXT_FIELDS = {
-    "base_model": (("lora", "full", "dpo", "kto"), ("local",)),
-    "parent_version": (("lora", "full", "dpo", "kto"), ("local",)),
+    "base_model": (("lora", "full", "dpo", "kto", "grpo"), ("local",)),
+    "parent_version": (("lora", "full", "dpo", "kto", "grpo", "grow"), ("local",)),
     "remote_model": (("lora", "full"), ("together",)),
 }
 FORM_ROWS: tuple[Hyperparameter, ...] = tuple(spec for spec in TABLE if spec.in_form)
@@ -33,6 +33,8 @@ PLACEHOLDER_FIELDS = tuple(spec.name for spec in FORM_ROWS if spec.widget in ("n
 
 
 def _shown(value) -> str:
+    if isinstance(value, dict):  # reward weights: "answer_match=0.9, length=0.1" (empty: the preset's)
+        return ", ".join(f"{k}={_shown(v)}" for k, v in value.items())
     if isinstance(value, list):
         return ", ".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -132,7 +134,8 @@ class RunForm(forms.Form):
         self.defaults_table = table
         self.parent_base_models = {str(m.pk): m.base_model_id or "" for m in model_versions}
         local = (run_default_hyperparameters(method="scratch") | run_default_hyperparameters(method="dpo")
-                 | run_default_hyperparameters(method="lora"))
+                 | run_default_hyperparameters(method="lora") | run_default_hyperparameters(method="grpo")
+                 | run_default_hyperparameters(method="grow"))
         for spec in FORM_ROWS:
             if spec.widget == "select" and spec.name in local:
                 field = self.fields[spec.name]

@@ -54,6 +54,10 @@ def _annotation(spec: Hyperparameter):
         base = Union[str, list[str]]
     elif spec.type == "prompts":
         base = Union[list[str], str]
+    elif spec.type == "size":  # a named size or {dimension: int} (grow's target_size)
+        base = Union[str, dict[str, int]]
+    elif spec.type == "weights":  # {component: weight}; names and values are checked by the service
+        base = Union[dict[str, Any], str]
     else:  # choice, str
         base = str
     return Optional[base]

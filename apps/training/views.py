@@ -79,6 +79,10 @@ def run_new_view(request):
     default = next((b for b in choices["base_models"] if b.is_default), None)
     if default:
         initial["base_model"] = default.pk
+    prefill = {"base_model", "backend", "name", *RunForm.HP_FIELDS}  # e.g. the command bar's form_url,
+    for key, value in request.GET.items():  # ?learning_rate=1e-5&epochs=3 (shown only: what is posted is validated)
+        if key in prefill and value and len(value) <= 200 and "\x00" not in value:
+            initial[key] = value
     form = RunForm(initial=initial, **choices)
     return render_page(request, "training/new.html", {"form": form, "estimate": None, "sizes": _size_table(),
                                                        "extra_stages": range(1, MAX_EXTRA_STAGES + 1)})
@@ -92,6 +96,8 @@ def run_detail_view(request, run_id: int):
     summary = run.summary or {}
     curves = charts.run_curves(run)
     preference = charts.preference_curves(run)  # DPO runs: rewards, margins, accuracy
+    rewards = charts.reward_curves(run)  # GRPO runs: the mean reward and each component
+    reward_rows = charts.reward_components(run, summary) if rewards else []
     ctx = {
         "run": run,
         "summary": summary,
@@ -102,6 +108,10 @@ def run_detail_view(request, run_id: int):
         "preference": preference,
         "preference_svgs": charts.preference_chart_svgs(preference) if preference else None,
         "pref": charts.preference_stats(summary),
+        "rewards": rewards,
+        "reward_svg": charts.reward_chart_svg(rewards) if rewards else None,
+        "reward_rows": reward_rows,
+        "reward_eval": any(r["eval_mean"] is not None for r in reward_rows),  # a validation column
         "config": charts.run_config(run),
         "checkpoints": checkpoints,
         "best": best,

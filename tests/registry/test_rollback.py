@@ -113,14 +113,17 @@ def test_pages_confirm_production_and_roll_back(client, admin_user, member, thre
     assert r.status_code == 200 and b"<html" not in r.content and b"confirm-box" in r.content
     r = client.post(f"/models/{new.pk}/deploy", {"alias": "production", "reason": "better evals", "confirm": "on"})
     assert r.status_code == 302 and Alias.objects.get(name="production").model_version_id == new.pk
-    r = client.post(f"/models/{new.pk}/deploy", {"alias": "staging"})  # not production: no question
+    r = client.post(f"/models/{new.pk}/deploy", {"alias": "staging"})  # every alias is confirmed first (issue 14)
+    assert r.status_code == 200 and b"Yes, deploy to staging" in r.content and b"nothing" in r.content
+    assert not Alias.objects.filter(name="staging").exists()
+    r = client.post(f"/models/{new.pk}/deploy", {"alias": "staging", "confirm": "on"})
     assert r.status_code == 302 and Alias.objects.get(name="staging").model_version_id == new.pk
     # a canary from the page: field errors, then the experiment's page
     r = client.post(f"/models/{v1.pk}/deploy", {"alias": "staging", "canary": "on", "canary_percent": ""})
     assert r.status_code == 422 and b"share of requests" in r.content
     r = client.post(f"/models/{v1.pk}/deploy", {"alias": "staging", "canary": "on", "canary_percent": "20",
                                                 "error_rate": "7", "p95_ms": "3000", "window_minutes": "5",
-                                                "min_requests": "20", "hold_minutes": "30"})
+                                                "min_requests": "20", "hold_minutes": "30", "confirm": "on"})
     assert r.status_code == 302 and r["Location"].startswith("/experiments/")
     from apps.experiments.models import Experiment
 

@@ -41,7 +41,7 @@ TOGETHER_CASES = [pytest.param(s, v, id=f"{s.name}-{side}") for s in TOGETHER_NU
 # --- the table itself ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec", TABLE, ids=lambda s: s.name)
 def test_every_row_is_complete_and_its_defaults_are_valid(spec):
-    assert spec.type in ("int", "float", "bool", "choice", "str", "modules", "prompts")
+    assert spec.type in ("int", "float", "bool", "choice", "str", "modules", "prompts", "weights", "size")
     assert spec.label and spec.help and spec.group in dict(GROUPS)
     assert set(spec.methods) <= set(METHODS) and set(spec.backends) <= set(BACKEND_METHODS)
     assert (spec.together is not None) == ("together" in spec.backends)

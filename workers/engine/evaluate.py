@@ -145,7 +145,7 @@ def evaluate_after_training(job, model, tokenizer, *, should_stop=None) -> dict:
 def _base_for_comparison(job, model):
     """(context manager factory, model) giving base-model behaviour: the adapter disabled for LoRA,
     else the starting weights loaded separately."""
-    if hasattr(model, "disable_adapter") and job.method in ("lora", "dpo") and not job.adapter_path:
+    if hasattr(model, "disable_adapter") and job.method in ("lora", "dpo", "grpo") and not job.adapter_path:
         return model.disable_adapter, model
     from workers.engine.sft import load_causal_lm
 

@@ -76,6 +76,10 @@ def run_distributed(job, *, gpus: int, report, should_stop, on_checkpoint, launc
         from workers.engine.sft import scratch_prepare
 
         job.base_model_path = scratch_prepare(job)
+    elif job.method == "grow":  # grow (and check) once, before the ranks start
+        from workers.engine.grow import grow_prepare
+
+        job.base_model_path = grow_prepare(job, report=report)
     job_path = out / "job.json"
     job_to_json(job, job_path)
     events = out / "events.jsonl"

@@ -3,7 +3,8 @@
 - `imports`: a file becomes a new version (inline or on the worker), claim / heartbeat / reconcile;
 - `versions`: the shared write path of versions and examples, revalidation and one-example edits;
 - `fixes`: one-click fixes, each a new immutable version;
-- `exports`: JSONL (OpenAI / Together), the Markdown report, the zip per category.
+- `exports`: JSONL (OpenAI / Together), the Markdown report, the zip per category;
+- `pins`: pin a dataset's current version (or unpin it).
 
 Callers import this package (`from apps.datasets import services; services.dataset_import(...)`): the
 names below are its public surface. Permissions: every signed-in user may read every dataset (a team
@@ -34,6 +35,7 @@ from apps.datasets.services.imports import (
     version_process,
     version_reconcile_imports,
 )
+from apps.datasets.services.pins import dataset_pin
 from apps.datasets.services.versions import (
     INSERT_BATCH,
     can_write,
@@ -46,7 +48,7 @@ from apps.datasets.services.versions import (
 
 __all__ = [
     "COLUMN_TARGETS", "DEFAULT_BASE_MODEL", "EXPORT_FORMATS", "EXPORT_TMP_DIR", "FIXES", "HEARTBEAT_EVERY_S",
-    "IMPORT_MAX_REQUEUES", "IMPORT_STALE_S", "INSERT_BATCH", "TOGETHER_FORMATS", "can_write", "dataset_import",
+    "IMPORT_MAX_REQUEUES", "IMPORT_STALE_S", "INSERT_BATCH", "TOGETHER_FORMATS", "can_write", "dataset_import", "dataset_pin",
     "example_edit", "example_export_obj", "example_row", "import_heartbeat", "parse_column_mapping",
     "safe_filename", "version_claim", "version_export_lines", "version_export_zip_file", "version_fix",
     "version_heartbeat", "version_job_id", "version_process", "version_reconcile_imports", "version_report_text",

@@ -1,4 +1,5 @@
-"""Content checks: empty and very short answers, garbled text, personal data and secrets.
+"""Content checks: empty and very short answers, tool calls that never get a result, garbled text,
+personal data and secrets.
 
 Code-aware: an e-mail needs a local part before the `@` (so `@app.route` and `@property` are not
 e-mails), documentation placeholders (example.com, your_key_here) are not personal data.
@@ -13,8 +14,11 @@ EMAIL_RE = re.compile(
     r"(?<![\w.@/+-])([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.([A-Za-z]{2,24}))\b")
 PLACEHOLDER_DOMAINS = re.compile(r"(^|\.)(example\.(com|org|net)|test|invalid|localhost|local|example)$", re.I)
 NON_PERSONAL_LOCAL = {"git", "noreply", "no-reply", "user", "username", "name", "you", "your", "someone", "foo", "bar"}
+# An optional country code (+44, +1, or a US trunk `1-`), an area code in parentheses (`(206) `, `(206)`) or
+# followed by a separator, then two groups of digits: (206) 734-8812, +1 (206) 734-8812, 1-206-734-8812; a
+# sentence's full stop may follow, a version's `.5` may not.
 PHONE_RE = re.compile(
-    r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w.-]|:\d)")
+    r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?|1[ .-])?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w-]|[.:]\d)")
 SECRET_RES = [
     ("OpenAI/Anthropic key", re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}")),
     ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
@@ -87,7 +91,9 @@ def _mask(s: str) -> str:
 SECRET_MARKERS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "hf_", "PRIVATE KEY")
 ASSIGN_HINT_RE = re.compile(r"(?:api[_-]?key|secret|token|passw(?:or)?d)\s*[:=]")
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-PHONE_HINT_RE = re.compile(r"\d[ .)-]\d{3,4}[ .-]\d{3}")
+# A cheap pre-filter for find_phones: a digit, then a separator or a closing parenthesis with an optional
+# separator (`(206) 734-`), then 3-4 digits, a separator and 3 digits.
+PHONE_HINT_RE = re.compile(r"\d(?:\)[ .-]?|[ .-])\d{3,4}[ .-]\d{3}")
 
 
 def _secret_hint(text: str) -> bool:
@@ -118,6 +124,24 @@ def _scan(text: str) -> dict[str, str]:
     return found
 
 
+def unanswered_tool_calls(msgs: list[dict]) -> list[tuple[int, int, dict]]:
+    """(message index, call index, call) for each assistant tool call that no LATER tool message answers: by
+    its `tool_call_id`, or, for a tool message without one, by the tool's `name`."""
+    out = []
+    for i, m in enumerate(msgs):
+        if m.get("role") != "assistant":
+            continue
+        for j, call in enumerate(m.get("tool_calls") or ()):
+            if not isinstance(call, dict):
+                continue
+            cid, name = call.get("id"), (call.get("function") or {}).get("name")
+            if not any(r.get("role") == "tool" and (r.get("tool_call_id") == cid if r.get("tool_call_id")
+                                                    else (r.get("name") and r.get("name") == name))
+                       for r in msgs[i + 1:]):
+                out.append((i, j, call))
+    return out
+
+
 def check_content(ex: dict, report, *, index: int, structure_only: bool = False) -> set[str]:
     """Run the per-example content checks; return the codes raised (stored on the example).
     The personal-data scan runs once over the example's joined text; only on a hit is the message found."""
@@ -139,6 +163,11 @@ def check_content(ex: dict, report, *, index: int, structure_only: bool = False)
         if role == "assistant" and kind != "text" and not m.get("tool_calls") and m.get("weight", 1):
             if len(WORD_RE.findall(content, 0, 200)) < MIN_ANSWER_WORDS and content.strip():
                 add("short_answer", f"messages[{i}]: the answer has fewer than {MIN_ANSWER_WORDS} words.")
+    if any(m.get("tool_calls") for m in msgs):
+        for i, j, call in unanswered_tool_calls(msgs):
+            fn = call.get("function") or {}
+            add("unanswered_tool_call", f"messages[{i}].tool_calls[{j}] (`{fn.get('name') or '?'}`, id "
+                f"{call.get('id')!r}) never gets a result: no later tool message answers it.")
     if structure_only:
         return codes
     joined = "\n".join(m.get("content") or "" for m in msgs)

@@ -42,7 +42,8 @@ ROLES = ("system", "user", "assistant", "tool")
 SET_CODES = frozenset({"duplicate", "near_duplicate", "split_leakage", "too_long"}) | TOOL_CODES
 # Every code this module raises (content checks, duplicates, tokens, the version's size, a missing tokenizer):
 # a report whose counts hold no other code had no finding from the structural rules (formats/rows.py).
-VALIDATION_CODES = SET_CODES | frozenset({"empty_turn", "short_answer", "garbled_text", "pii_email", "pii_phone",
+VALIDATION_CODES = SET_CODES | frozenset({"empty_turn", "short_answer", "unanswered_tool_call", "garbled_text",
+                                          "pii_email", "pii_phone",
                                           "secret", "no_examples", "too_few_examples", "few_examples",
                                           "no_tokenizer"})
 

@@ -6,7 +6,11 @@
   heartbeat, should_stop, checkpoints, succeed / fail / cancelled, reconcile after a crash;
 - `estimates`: every before-launch estimate (tokens, steps, time, price) and the throughput history;
 - `hyperparameters`: validation and defaults of a run's hyperparameters;
-- `preferences`: a dataset version's preference pairs (DPO runs) and whether it holds only pairs.
+- `preferences`: a dataset version's preference pairs (DPO runs) and whether it holds only pairs;
+- `rewards`: a dataset version's tasks (GRPO runs), the reward weights and whether a weighted component can
+  verify the tasks;
+- `grow`: grow runs before launch: the parent version (from scratch, full weights) and the target size checked
+  with the engine's rules (workers/engine/grow/plan.py).
 
 Callers import this package (`from apps.training import services; services.run_create(...)`): the names
 below are its public surface. Actors are queued and events broadcast only after commit."""
@@ -44,6 +48,7 @@ from apps.training.services.lifecycle import (
     run_succeed,
 )
 from apps.training.services.preferences import preference_problem, version_preference_pairs
+from apps.training.services.rewards import grpo_problems, grpo_task_problem, grpo_weights, version_tasks
 from apps.training.services.runs import (
     checkpoint_promote,
     run_create,
@@ -59,5 +64,5 @@ __all__ = [
     "run_job_id", "run_mark_cancelled", "run_output_dir", "run_progress_record", "run_reconcile", "run_relaunch",
     "run_request_cancel", "run_resume_point", "run_send", "run_set_phase", "run_should_stop", "run_succeed",
     "throughput_for_parameters", "token_lengths", "tokens_per_second", "version_examples",
-    "version_preference_pairs",
+    "version_preference_pairs", "grpo_problems", "grpo_task_problem", "grpo_weights", "version_tasks",
 ]

@@ -7,9 +7,11 @@ median non-padding tokens/s the last succeeded local runs on that base model mea
 (`summary["tokens_per_s"]`); without history, DEFAULT_TOKENS_PER_S (LoRA on SmolLM2-135M on 2 CPU cores:
 bench/bench_train.py measured 169 tokens/s on a quiet machine, 34 under heavy load) scaled by parameter
 count (`throughput_for_parameters`); DPO runs use their own history (else the supervised one's ×
-DPO_THROUGHPUT_FACTOR). Token counts come from the counts the datasets import stored when they were made
-with the run's tokenizer, else from tokenizing now (`token_lengths`), else chars/3.5; a DPO run's from its
-pairs, chosen and rejected sequence both (services/preferences.py).
+DPO_THROUGHPUT_FACTOR), GRPO runs theirs (else × GRPO_THROUGHPUT_FACTOR; their tokens are prompt plus
+max_completion_length per sampled answer, services/rewards.py). Token counts come from the counts the
+datasets import stored when they were made with the run's tokenizer, else from tokenizing now
+(`token_lengths`), else chars/3.5; a DPO run's from its pairs, chosen and rejected sequence both
+(services/preferences.py).
 Prices: Together's rule is `apps.training.backends.together.estimate_cost`. Reads only; writes nothing."""
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ DEFAULT_TOKENS_PER_S = 160.0  # LoRA, SmolLM2-135M, 2 CPU cores (bench/bench_tra
 # DPO processes each pair's chosen and rejected sequence with a forward and backward pass plus the
 # reference's forward (no gradients): with LoRA about 6·N FLOPs per token against a supervised step's 4·N
 DPO_THROUGHPUT_FACTOR = 4 / 6
+# GRPO samples its answers token by token before it trains on them (and, with beta > 0, runs the reference's
+# forward): until a GRPO run has succeeded here, the supervised throughput times this (its tokens are prompt plus
+# completion per sampled answer). Measured once on 2 shared CPU cores (load ~8), a random "small" model (35M),
+# LoRA, 6 steps of 8: supervised 33 tokens/s, GRPO (4 answers of 64 tokens per prompt) 14 tokens/s
+GRPO_THROUGHPUT_FACTOR = 0.4
 _REFERENCE_PARAMS = 135_000_000
 _HISTORY = 10
 
@@ -48,7 +55,10 @@ def tokens_per_second(base_model_id: str | None, *, method: str | None = None) -
     if method in preference:
         measured = _measured(qs.filter(method=method))
         return measured if measured else tokens_per_second(base_model_id) * DPO_THROUGHPUT_FACTOR
-    qs = qs.exclude(method__in=preference)
+    if method == TrainingRun.Method.GRPO:  # its own history (sampling dominates)
+        measured = _measured(qs.filter(method=method))
+        return measured if measured else tokens_per_second(base_model_id) * GRPO_THROUGHPUT_FACTOR
+    qs = qs.exclude(method__in=(*preference, TrainingRun.Method.GRPO))
     measured = _measured(qs)
     if measured:
         return measured
@@ -148,6 +158,21 @@ def remote_run_estimate(*, hyperparameters: dict, version) -> dict:
             "cost": estimate_cost(tokens=tokens, epochs=epochs, model=str(hp.get("model", "")))}
 
 
+def _grown_parameters(parent_dir: str, target_size) -> int | None:
+    """Parameters of the model a grow run trains (None when its target does not fit: run_create says why)."""
+    import json
+    from pathlib import Path
+
+    from workers.engine.grow import GrowError, grow_plan, parameters
+
+    try:
+        config = json.loads((Path(parent_dir) / "config.json").read_text())
+        plan = grow_plan(config, target_size)
+    except (OSError, ValueError, GrowError):
+        return None
+    return parameters(plan.target, int(config["vocab_size"]), tied=bool(config.get("tie_word_embeddings")))
+
+
 def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list[tuple[Any, dict]],
                  tokenizer_path: str | None) -> dict:
     """Estimated tokens, steps and time (from throughput measured on this device) before launch."""
@@ -165,6 +190,12 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
             st = preference_token_stats(version, tokenizer_path=tokenizer_path, max_len=max_len)
             if method == "kto":  # KTO trains each pair as two rows (workers/engine/kto/data.py)
                 st = {**st, "examples": 2 * st["examples"]}
+        elif method == "grpo":  # num_generations sampled answers per task (workers/engine/grpo)
+            from apps.training.services.rewards import grpo_token_stats
+
+            st = grpo_token_stats(version, tokenizer_path=tokenizer_path, max_len=max_len,
+                                  max_completion_length=int(hp.get("max_completion_length", 64)),
+                                  generations=int(hp.get("num_generations", 4)))
         else:
             st = _token_stats(version, base_model=base_model, tokenizer_path=tokenizer_path, max_len=max_len)
         sources.add(st["source"])
@@ -182,6 +213,9 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
     params = None
     if method == "scratch":  # a new model: no measured history, scale the default by its size
         params = count_parameters(hp.get("size", "nano"), int(hp.get("vocab_size", 2000)))
+        tps = throughput_for_parameters(params)
+    elif method == "grow" and tokenizer_path:  # the grown size (the parent's folder holds its config)
+        params = _grown_parameters(tokenizer_path, hp.get("target_size"))
         tps = throughput_for_parameters(params)
     else:
         tps = tokens_per_second(base_model.pk if base_model is not None else None, method=method)

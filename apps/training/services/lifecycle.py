@@ -35,6 +35,22 @@ ADAPTER_METHODS = (TrainingRun.Method.LORA, TrainingRun.Method.DPO, TrainingRun.
 # what a DPO (or KTO: kl, no accuracies) run's summary and model version keep of TRL's metrics (the last
 # logged values)
 PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "kl")
+# what a GRPO run's summary keeps of TRL's metrics besides kl (the last logged values), with each component's
+# mean (rewards/<name>/mean) and share of failed scorings (reward_errors/<name>); its model version keeps them too
+REWARD_KEYS = ("reward", "reward_std", "completions/mean_length")
+
+
+def _reward_keys(values: dict) -> list[str]:
+    return [k for k in values if k in REWARD_KEYS or (k.startswith("rewards/") and k.endswith("/mean"))
+            or k.startswith("reward_errors/")]
+
+
+def run_is_adapter(run: TrainingRun) -> bool:
+    """Whether a run's result is a LoRA adapter on its base model (else full weights); GRPO: unless it trained
+    full weights."""
+    if run.method == TrainingRun.Method.GRPO:
+        return not (run.hyperparameters or {}).get("full_weights")
+    return run.method in ADAPTER_METHODS
 
 
 def run_job_id(run: TrainingRun | int) -> int:
@@ -101,13 +117,15 @@ def run_progress_record(*, run_id: int, points: list[tuple[int, dict]], total_st
         run = TrainingRun.objects.select_for_update().get(pk=run_id)
         summary = dict(run.summary or {})
         for key in ("loss", "learning_rate", "grad_norm", "tokens_per_s", "samples_per_s", "steps_per_s", "eta_s",
-                    "rss_mb", "gpu_mb", "epoch", "stage", "tokens_seen", *PREFERENCE_KEYS):
+                    "rss_mb", "gpu_mb", "epoch", "stage", "tokens_seen", *PREFERENCE_KEYS,
+                    *_reward_keys(latest_train)):
             if key in latest_train:
                 summary[key] = latest_train[key]
         if latest_eval:
             summary["eval_loss"] = latest_eval.get("eval_loss")
             summary["perplexity"] = latest_eval.get("perplexity")
-            summary.update({f"eval_{k}": latest_eval[k] for k in PREFERENCE_KEYS if k in latest_eval})
+            summary.update({f"eval_{k}": latest_eval[k] for k in (*PREFERENCE_KEYS, *_reward_keys(latest_eval))
+                            if k in latest_eval})
         run.summary = summary
         run.current_step = max(run.current_step, last_step)
         if total_steps:
@@ -165,10 +183,12 @@ def run_succeed(*, run_id: int, result: dict) -> TrainingRun:
     def register(job) -> dict:
         run = (TrainingRun.objects.select_for_update(of=("self",)).select_related("base_model", "parent_version")
                .get(pk=run_id))
-        kind = ModelVersion.Kind.ADAPTER if run.method in ADAPTER_METHODS else ModelVersion.Kind.FULL
+        kind = ModelVersion.Kind.ADAPTER if run_is_adapter(run) else ModelVersion.Kind.FULL
         metrics = {k: result.get(k) for k in ("final_loss", "eval_loss", "perplexity") if result.get(k) is not None}
         for prefix, found in (("", result.get("preference")), ("eval_", result.get("eval_preference"))):
             metrics.update({prefix + k: found[k] for k in PREFERENCE_KEYS if (found or {}).get(k) is not None})
+        for prefix, found in (("", result.get("rewards")), ("eval_", result.get("eval_rewards"))):  # GRPO
+            metrics.update({prefix + k: found[k] for k in _reward_keys(found or {}) if found[k] is not None})
         evaluation = result.get("evaluation") or {}
         if evaluation.get("tool_calls"):
             metrics["tool_call_right"] = evaluation["tool_calls"]["right_tool"]
@@ -182,7 +202,8 @@ def run_succeed(*, run_id: int, result: dict) -> TrainingRun:
         summary = {"final_loss": result.get("final_loss"), "eval_loss": result.get("eval_loss"),
                    "perplexity": result.get("perplexity"), "evaluation": evaluation,
                    "stages": result.get("stages"), "device": result.get("device"),
-                   **{k: result[k] for k in ("preference", "eval_preference") if result.get(k)},
+                   **{k: result[k] for k in ("preference", "eval_preference", "grow", "rewards", "eval_rewards",
+                                             "reward_errors") if result.get(k)},
                    "model_version_id": version.pk, "eta_s": 0}
         return {"summary": summary, "fields": {"current_step": max(run.current_step, result.get("total_steps") or 0)}}
 

@@ -21,9 +21,11 @@ from apps.core.exceptions import ApplicationError, Conflict, NotFound, Permissio
 from apps.training.models import Checkpoint, TrainingRun
 from apps.training.selectors import can_change
 from apps.training.services.estimates import remote_run_estimate, run_estimate
+from apps.training.services.grow import grow_limits, grow_parent_problem, grow_target
 from apps.training.services.hyperparameters import _add, _clean_hyperparameters, _clean_remote_hyperparameters
-from apps.training.services.lifecycle import ADAPTER_METHODS, run_enqueue, run_send
+from apps.training.services.lifecycle import run_enqueue, run_is_adapter, run_send
 from apps.training.services.preferences import preference_problem
+from workers.engine.hyperparameters.values import parse_bool
 
 
 def _dataset_version(*, dataset_version_id=None, dataset_id=None, field="dataset_version_id"):
@@ -94,19 +96,31 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
             _add(errors, "parent_version_id", "A remote model version cannot be continued locally.")
         elif not parent.artifact_path:
             _add(errors, "parent_version_id", "This model version has no weights on disk to continue from.")
+        elif method == "grow":  # a from-scratch full-weights version (apps/training/services/grow.py)
+            problem = grow_parent_problem(parent)
+            if problem:
+                _add(errors, "parent_version_id", problem)
         elif method == "scratch":
             _add(errors, "method", "Continued training uses method lora or full, not scratch.")
+        elif method == "grpo" and (parent.kind == ModelVersion.Kind.FULL) != parse_bool(hp_in.get("full_weights")):
+            _add(errors, "method", "GRPO continues an adapter version with its adapter, and a full-weights version "
+                                   "with full_weights on.")
         elif parent.kind == ModelVersion.Kind.FULL and method in ("dpo", "kto"):
             _add(errors, "method", f"{method.upper()} trains a LoRA adapter on a base model: continue an adapter "
                                    "version (or start from a base model), not a full-weights version.")
-        elif parent.kind == ModelVersion.Kind.FULL and method != "full":
+        elif parent.kind == ModelVersion.Kind.FULL and method not in ("full", "grpo"):
             _add(errors, "method", "A full-weights version is continued with method full.")
-        elif parent.kind == ModelVersion.Kind.ADAPTER and method not in ("lora", "dpo", "kto"):
+        elif parent.kind == ModelVersion.Kind.ADAPTER and method not in ("lora", "dpo", "kto", "grpo"):
             _add(errors, "method", "An adapter version is continued with method lora (or trained on preference "
                                    "pairs with method dpo or kto).")
-    if method == "kto" and backend == TrainingRun.Backend.TOGETHER:
-        _add(errors, "backend", "KTO runs train locally: choose the local backend.")
-    if method in ("dpo", "kto") and stages:
+    if method == "grow" and not parent_version_id:
+        _add(errors, "parent_version_id", "A grow run starts from a from-scratch model version: give "
+                                          "parent_version_id.")
+    if method == "grow" and backend == TrainingRun.Backend.TOGETHER:
+        _add(errors, "backend", "Grow runs train locally: choose the local backend.")
+    if method in ("kto", "grpo") and backend == TrainingRun.Backend.TOGETHER:
+        _add(errors, "backend", f"{method.upper()} runs train locally: choose the local backend.")
+    if method in ("dpo", "kto", "grpo") and stages:
         _add(errors, "stages", "Multi-stage pipelines use methods lora, full or scratch; a DPO run has one "
                                "preference dataset.")
 
@@ -117,7 +131,7 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
         else:
             hp_in.setdefault("model", base_model)
             bm = BaseModel.objects.filter(pk=base_model).first()
-    elif method == "scratch":
+    elif method in ("scratch", "grow"):
         bm = None
     elif parent is not None:
         bm = parent.base_model
@@ -139,9 +153,22 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
     if backend == TrainingRun.Backend.TOGETHER:
         hp = _clean_remote_hyperparameters(method, hp_in, errors=errors)
     else:
-        hp = _clean_hyperparameters(method, hp_in, base_model=bm, continuing=parent is not None, errors=errors)
+        hp = _clean_hyperparameters(method, hp_in, base_model=grow_limits(parent) if method == "grow" else bm,
+                                    continuing=parent is not None, errors=errors)
+    if method == "grow" and backend == TrainingRun.Backend.LOCAL and parent is not None and not any(
+            e["field"] in ("parent_version_id", "hyperparameters.target_size") for e in errors):
+        target, problem = grow_target(parent, hp.get("target_size"))
+        if problem:
+            _add(errors, "hyperparameters.target_size", problem)
+        else:
+            hp["target_size"] = target  # the effective size: "next" resolved, dims completed
     if hp.get("max_seq_len") and method == "scratch" and hp["max_seq_len"] > 8192:
         _add(errors, "hyperparameters.max_seq_len", "From-scratch models support at most 8192 tokens.")
+    if method == "grpo" and backend == TrainingRun.Backend.LOCAL:  # weights, whole groups per batch
+        from apps.training.services.rewards import grpo_problems, grpo_weights
+
+        errors.extend(grpo_problems(hp))
+        hp["reward_weights"] = grpo_weights(hp) if not any("reward_weights" in e["field"] for e in errors) else {}
     if method == "kto" and isinstance(hp.get("batch_size"), int) and hp["batch_size"] < 2:
         _add(errors, "hyperparameters.batch_size", "KTO needs a batch size of at least 2: its KL term pairs each "
                                                    "answer with another prompt of the same batch.")
@@ -187,6 +214,10 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
         else:
             problem = _version_problem(v) or (preference_problem(v, method=method)
                                               if method in ("dpo", "kto") else None)
+            if not problem and method == "grpo" and hp.get("reward_weights"):  # a task a weighted verifier checks
+                from apps.training.services.rewards import grpo_task_problem
+
+                problem = grpo_task_problem(v, hp["reward_weights"])
             if problem:
                 _add(errors, "dataset_version_id", problem)
             stage_specs.append((v, {}))
@@ -293,7 +324,7 @@ def run_relaunch(*, user, run_id: int, checkpoint_id: int, hyperparameters: dict
     src_out = settings.ARTIFACT_ROOT / source.output_dir
     dest = out / f"stage-{ckpt.stage}" / src_dir.name
     try:
-        for name in ("scratch-base",) + tuple(f"stage-{i}" for i in range(ckpt.stage)):
+        for name in ("scratch-base", "grow-base") + tuple(f"stage-{i}" for i in range(ckpt.stage)):
             if (src_out / name).is_dir():
                 shutil.copytree(src_out / name, out / name, dirs_exist_ok=True)
         shutil.copytree(src_dir, dest, dirs_exist_ok=True)
@@ -342,7 +373,7 @@ def checkpoint_promote(*, user, checkpoint_id: int | None = None, run_id: int | 
     src = settings.ARTIFACT_ROOT / ckpt.path
     if ckpt.deleted or not src.is_dir():
         raise ValidationFailed("That checkpoint is no longer on disk.", field="checkpoint_id")
-    kind = ModelVersion.Kind.ADAPTER if run.method in ADAPTER_METHODS else ModelVersion.Kind.FULL
+    kind = ModelVersion.Kind.ADAPTER if run_is_adapter(run) else ModelVersion.Kind.FULL
     with tempfile.TemporaryDirectory(dir=settings.ARTIFACT_ROOT) as tmp:
         weights = Path(tmp) / "w"
         shutil.copytree(src, weights, ignore=_NOT_WEIGHTS)

@@ -12,6 +12,8 @@ from workers.engine.hyperparameters.table import grouped
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict):  # weights
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) or "(the preset's)"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, list):

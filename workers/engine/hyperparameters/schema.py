@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-METHODS = ("lora", "full", "scratch", "dpo", "kto")  # dpo, kto: preference pairs, a LoRA adapter
-# (workers/engine/dpo, workers/engine/kto; kto trains locally only)
+METHODS = ("lora", "full", "scratch", "dpo", "kto", "grpo", "grow")  # dpo, kto: preference pairs, a LoRA adapter
+# (workers/engine/dpo, workers/engine/kto; kto trains locally only); grpo: verifiable tasks and reward
+# components (workers/engine/grpo; locally only)
+# grow: a from-scratch model version grown into a larger size, then trained on (workers/engine/grow; locally only)
 BACKENDS = ("local", "together")
 # Together cannot train from scratch; dpo there sends training_method {"method": "dpo", dpo_beta} (a LoRA job)
 BACKEND_METHODS = {"local": METHODS, "together": ("lora", "full", "dpo")}
@@ -27,8 +29,10 @@ GROUPS = (
     ("basics", "Basics"),
     ("optimizer", "Optimizer"),
     ("lora", "LoRA"),
-    ("preference", "Preference (DPO)"),
+    ("preference", "Preference (DPO) · KL (GRPO)"),
+    ("rewards", "Rewards (GRPO)"),
     ("scratch", "From scratch"),
+    ("grow", "Grow"),
     ("evaluation", "Evaluation"),
     ("advanced", "Checkpoints and advanced"),
 )
@@ -101,7 +105,8 @@ class Together:
 @dataclass(frozen=True)
 class Hyperparameter:
     name: str
-    type: str  # int | float | bool | choice | str | modules | prompts
+    type: str  # int | float | bool | choice | str | modules | prompts | weights ({name: number})
+    #            | size (one of `choices`, or {dimension: int}: grow's target_size)
     label: str
     help: str
     group: str
@@ -134,6 +139,8 @@ class Hyperparameter:
             value = value * self.continuing_factor
         if limit and self.model_limit and isinstance(value, (int, float)):
             value = min(value, limit)
+        if isinstance(value, dict):  # weights (a per-method default holds {method: {name: weight}})
+            return dict(value)
         return list(value) if isinstance(value, list) else value
 
     def together_bounds(self) -> Bounds | None:
@@ -144,7 +151,7 @@ class Hyperparameter:
 
     @property
     def widget(self) -> str:
-        return {"int": "number", "float": "number", "bool": "checkbox", "choice": "select",
+        return {"int": "number", "float": "number", "bool": "checkbox", "choice": "select", "size": "select",
                 "prompts": "textarea"}.get(self.type, "text")
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workers.engine.grow.plan import NEXT as GROW_NEXT
 from workers.engine.hyperparameters.schema import (
     BACKENDS,
     CONTINUE_LR_FACTOR,
@@ -19,6 +20,7 @@ from workers.engine.hyperparameters.schema import (
     Hyperparameter,
     Together,
 )
+from workers.engine.rewards import PRESETS as REWARD_PRESETS
 from workers.engine.tiny import NAMED_SIZES
 
 DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge")  # TRL DPOConfig.loss_type values offered
@@ -44,7 +46,8 @@ TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "learning_rate", "float", "Learning rate",
         "Peak learning rate; the default depends on the method and is halved when continuing a model version.",
-        "basics", default={"lora": 2e-4, "full": 2e-5, "scratch": 1e-3, "dpo": 5e-5, "kto": 5e-5},
+        "basics", default={"lora": 2e-4, "full": 2e-5, "scratch": 1e-3, "dpo": 5e-5, "kto": 5e-5, "grpo": 5e-5,
+                            "grow": 1e-3},
         continuing_factor=CONTINUE_LR_FACTOR,
         bounds=Bounds(0, 1, min_exclusive=True), backends=BACKENDS,
         together=Together("learning_rate", default=1e-5)),
@@ -81,12 +84,13 @@ TABLE: tuple[Hyperparameter, ...] = (
     # -- LoRA
     Hyperparameter(
         "lora_r", "int", "LoRA rank (r)", "Rank of the adapter matrices; at most the model's hidden size.", "lora",
-        default=8, methods=("lora", "dpo", "kto"), bounds=Bounds(1, 4096), backends=BACKENDS, model_limit="hidden_size",
+        default=8, methods=("lora", "dpo", "kto", "grpo"), bounds=Bounds(1, 4096), backends=BACKENDS,
+        model_limit="hidden_size",
         limit_message="lora_r ({value}) cannot exceed the model's hidden size ({limit}).",
         together=Together("lora_r", section="training_type", bounds=Bounds(1, None), default=8)),
     Hyperparameter(
         "lora_alpha", "int", "LoRA alpha", "Adapter scaling (alpha / r).", "lora",
-        default=16, methods=("lora", "dpo", "kto"), bounds=Bounds(1, 65536), backends=BACKENDS,
+        default=16, methods=("lora", "dpo", "kto", "grpo"), bounds=Bounds(1, 65536), backends=BACKENDS,
         together=Together("lora_alpha", section="training_type", type="float",
                           bounds=Bounds(0, None, min_exclusive=True),
                           default=lambda section: 2 * section.get("lora_r", 8), transform=_int_if_whole)),
@@ -98,16 +102,17 @@ TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "target_modules", "modules", "LoRA target modules",
         "Modules that get adapters: all-linear, or names separated by commas (q_proj,v_proj).", "lora",
-        default="all-linear", methods=("lora", "dpo", "kto"), backends=BACKENDS,
+        default="all-linear", methods=("lora", "dpo", "kto", "grpo"), backends=BACKENDS,
         invalid="A comma-separated string or a list of module names.", example="q_proj,v_proj",
         together=Together("lora_trainable_modules", section="training_type", aliases=("lora_target_modules",),
                           default="all-linear", transform=_join_modules)),
     # -- preference training (DPO, on TRL's DPOTrainer)
     Hyperparameter(
-        "beta", "float", "Beta (DPO, KTO)",
+        "beta", "float", "Beta (DPO, KTO, GRPO)",
         "How far the trained model may move from the reference: higher keeps it closer. The rewards are "
-        "beta × log(policy / reference) of each answer.", "preference",
-        default=0.1, methods=("dpo", "kto"), bounds=Bounds(0, 100, min_exclusive=True), backends=BACKENDS,
+        "beta × log(policy / reference) of each answer; for GRPO, the weight of the KL penalty.", "preference",
+        default={"dpo": 0.1, "kto": 0.1, "grpo": 0.04}, methods=("dpo", "kto", "grpo"),
+        bounds=Bounds(0, 100, min_exclusive=True), backends=BACKENDS,
         together=Together("dpo_beta", section="training_method", default=0.1)),
     Hyperparameter(
         "loss_type", "choice", "Preference loss",
@@ -122,6 +127,37 @@ TABLE: tuple[Hyperparameter, ...] = (
         "undesirable_weight", "float", "KTO undesirable weight",
         "Weight of the loss on undesirable (rejected) answers.", "preference",
         default=1.0, methods=("kto",), bounds=Bounds(0, 100, min_exclusive=True)),
+    # -- reward-based RL (GRPO, on TRL's GRPOTrainer): the reward components come from workers/engine/rewards
+    Hyperparameter(
+        "reward_preset", "choice", "Reward preset",
+        "Named weights of the reward components (the registry's presets), used when reward_weights is empty.",
+        "rewards", default="arithmetic", methods=("grpo",), choices=tuple(REWARD_PRESETS),
+        invalid="Unknown preset; choose one of {choices}."),
+    Hyperparameter(
+        "reward_weights", "weights", "Reward weights",
+        "Weight per reward component, e.g. answer_match=0.9, length=0.1 (normalised to sum 1); empty: the "
+        "preset's. At least one weighted component must verify the tasks (answer_match needs meta.answer, "
+        "tests_pass meta.tests).", "rewards",
+        default={"grpo": {}}, methods=("grpo",), example={"answer_match": 1.0},
+        invalid='An object of component name → weight, e.g. {"answer_match": 0.9, "length": 0.1}, or '
+                '"answer_match=0.9, length=0.1".'),
+    Hyperparameter(
+        "num_generations", "int", "Completions per prompt",
+        "Answers sampled per task; each is rewarded against the group's mean. batch_size × grad_accum must be a "
+        "multiple of it.", "rewards",
+        default=4, methods=("grpo",), bounds=Bounds(2, 256)),
+    Hyperparameter(
+        "max_completion_length", "int", "Max completion length",
+        "Longest sampled answer, in tokens; the prompt plus this must fit in max_seq_len.", "rewards",
+        default=64, methods=("grpo",), bounds=Bounds(1, 32768)),
+    Hyperparameter(
+        "temperature", "float", "Sampling temperature",
+        "Temperature of the sampled answers: higher explores more.", "rewards",
+        default=1.0, methods=("grpo",), bounds=Bounds(0, 10, min_exclusive=True)),
+    Hyperparameter(
+        "full_weights", "bool", "Full weights (GRPO)",
+        "Train every weight instead of a LoRA adapter (the LoRA settings are then not used).", "rewards",
+        default=False, methods=("grpo",)),
     # -- from scratch
     Hyperparameter(
         "size", "choice", "Model size", "Named size of the new model (see the table of sizes).", "scratch",
@@ -130,6 +166,20 @@ TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "vocab_size", "int", "Vocabulary size", "Tokens in the BPE vocabulary trained on the dataset.", "scratch",
         default=2000, methods=("scratch",), bounds=Bounds(300, 262_144)),
+    # -- grow (workers/engine/grow: function-preserving expansion of a from-scratch version, then training)
+    Hyperparameter(
+        "target_size", "size", "Grow into",
+        "The larger size to grow the parent version into: a named size (next: the smallest one it can grow "
+        "into), or the dims as an object {hidden_size, num_hidden_layers, intermediate_size, "
+        "num_attention_heads, num_key_value_heads, head_dim} (missing ones keep the parent's). hidden_size and "
+        "the head size must be whole multiples of the parent's.", "grow",
+        default="next", methods=("grow",), choices=(GROW_NEXT, *NAMED_SIZES), example="micro",
+        invalid="Unknown size; choose one of {choices}, or give the dims as an object."),
+    Hyperparameter(
+        "grow_noise", "float", "Symmetry-breaking noise",
+        "Noise (relative to each weight's spread) that makes the copied units differ; it cancels across the "
+        "copies, so the function is kept. 0: the copies stay identical while training.", "grow",
+        default=0.05, methods=("grow",), bounds=Bounds(0, 1)),
     # -- evaluation
     Hyperparameter(
         "eval_steps", "int", "Evaluate every N steps",
@@ -158,6 +208,14 @@ TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "gradient_checkpointing", "bool", "Gradient checkpointing",
         "Recompute activations in the backward pass: less memory, slower steps.", "advanced", default=False),
+    Hyperparameter(
+        "checkpoint_layers", "float", "Checkpointed layers (share)",
+        "Share of the decoder layers, spread through the stack, whose activations are recomputed in the backward "
+        "pass (0 none, 1 all = gradient_checkpointing). Each one gives back its activation memory for one more "
+        "forward of that layer. The default for lora and full (two thirds) keeps peak memory under TRL's "
+        "SFTTrainer with its gradient checkpointing while training ~1.6x as fast (bench/README.md).", "advanced",
+        default={"lora": 0.67, "full": 0.67, "scratch": 0.0, "grow": 0.0}, bounds=Bounds(0, 1),
+        methods=("lora", "full", "scratch", "grow")),
     Hyperparameter(
         "gpus", "int", "GPUs", "Devices for one run (torchrun, DistributedDataParallel).", "advanced",
         default=1, bounds=Bounds(1, 64)),

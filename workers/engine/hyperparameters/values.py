@@ -3,10 +3,12 @@ person sees (the same in the form, in /api 422 bodies and from the Together mapp
 Django.
 
 Contract: `check(row, value, backend=)` returns (clean value, None) or (None, message); numbers accept
-numeric strings (what a form posts); Together's numbers use Together's type and bounds and a message that
-names the hyperparameter. `parse_bool(value)` reads a form's or a JSON body's boolean."""
+numeric strings (what a form posts); weights an object, a JSON object or "name=weight, ..." text; Together's
+numbers use Together's type and bounds and a message that names the hyperparameter. `parse_bool(value)`
+reads a form's or a JSON body's boolean."""
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -49,6 +51,39 @@ def _number(value: Any, typ: str, bounds: Bounds | None) -> tuple[Any, str | Non
     return (int(num) if typ == "int" else num), None
 
 
+def _weights(spec: Hyperparameter, value: Any) -> tuple[Any, str | None]:
+    """{name: number} from an object, a JSON object string or "name=weight, name=weight" (what a form posts).
+    Which names exist and which weights are allowed is the reward registry's to say (run_create asks it)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return None, spec.invalid
+        else:
+            parsed: dict[str, Any] = {}
+            for part in re.split(r"[,\n]", text):
+                if not part.strip():
+                    continue
+                name, sep, weight = part.partition("=") if "=" in part else part.partition(":")
+                if not sep or not name.strip():
+                    return None, spec.invalid
+                parsed[name.strip()] = weight.strip()
+            value = parsed
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        return None, spec.invalid
+    out: dict[str, float] = {}
+    for name, weight in value.items():
+        if isinstance(weight, bool):
+            return None, f"{name}: a weight is a number, not {weight!r}."
+        try:
+            out[name] = float(weight)
+        except (TypeError, ValueError):
+            return None, f"{name}: a weight is a number, not {str(weight)[:40]!r}."
+    return out, None
+
+
 def check(spec: Hyperparameter, value: Any, *, backend: str = "local") -> tuple[Any, str | None]:
     """Parse one non-empty value for `backend`: (clean value, None), or (None, the message for the user).
 
@@ -79,6 +114,14 @@ def check(spec: Hyperparameter, value: Any, *, backend: str = "local") -> tuple[
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v.strip() for v in value):
             return [v.strip() for v in value], None
         return None, spec.invalid
+    if typ == "weights":
+        return _weights(spec, value)
+    if typ == "size":  # a named size, or an object of dims (grow's target_size: workers.engine.grow.plan)
+        from workers.engine.grow.plan import parse_target
+
+        clean, message = parse_target(value)
+        return (clean, None) if message is None else (None, message if isinstance(value, dict) else
+                                                      spec.invalid.format(choices=", ".join(spec.choices)))
     if typ == "prompts":
         if isinstance(value, str):
             value = [line for line in value.splitlines() if line.strip()]

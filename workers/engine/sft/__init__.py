@@ -5,13 +5,14 @@ pipeline is an ordered list of stages; a plain run has one). Each stage continue
 previous stage's weights. Output layout under ``job.output_dir``::
 
     scratch-base/              tokenizer + randomly initialised model (method "scratch")
+    grow-base/                 the parent grown into the target size + grow.json, its check (method "grow")
     stage-<i>/checkpoint-<n>/  Trainer checkpoints (weights/adapter + optimizer, scheduler, RNG state)
     stage-<i>/final/           the stage's result (adapter folder for LoRA, full model otherwise)
     stage-<i>/DONE             written once the stage finished
 
 Progress goes out through ``report(step, metrics)``, phases too: ``{"kind": "phase", "phase": p}`` with p
-in loading, training, saving, evaluating. ``should_stop()`` is polled after every optimizer step and
-during every evaluation after training (cooperative cancel in every phase: the weights trained so far
+in loading, training, saving, evaluating (method "grow": growing, before loading). ``should_stop()`` is
+polled after every optimizer step and during every evaluation after training (cooperative cancel in every phase: the weights trained so far
 are kept); ``on_checkpoint(step, path, metrics)`` is told of every save.
 Steps are numbered globally across stages so the loss curve is one line.
 

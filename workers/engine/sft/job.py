@@ -39,6 +39,7 @@ class Stage:
 @dataclass
 class Job:
     method: str  # lora | full | scratch | dpo (examples are then preference pairs: workers.engine.dpo)
+    #              | grpo (examples are then tasks with their answers or tests: workers.engine.grpo)
     output_dir: Path
     stages: list[Stage]
     hp: dict

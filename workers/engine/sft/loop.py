@@ -20,7 +20,7 @@ from typing import Callable
 
 from workers.engine.sft.checkpoints import last_loss, latest_checkpoint, load_trained, trained_steps
 from workers.engine.sft.devices import agree, device_info, memory_mb, setup_threads
-from workers.engine.sft.job import Job, StoppedByRequest, TrainingOOM, steps_for
+from workers.engine.sft.job import Job, StoppedByRequest, TrainingOOM
 from workers.engine.sft.models import scratch_prepare
 from workers.engine.sft.progress import make_callback, perplexity
 from workers.engine.sft.recipe import recipe_for
@@ -57,11 +57,16 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
     setup_threads()
     hp = job.hp
     recipe = recipe_for(job.method)  # what the method does differently (data, model, trainer, metrics)
+    recipe.prepare(job)
     job.output_dir = Path(job.output_dir)
     job.output_dir.mkdir(parents=True, exist_ok=True)
     dev = device_info()
     if job.method == "scratch":
         job.base_model_path = scratch_prepare(job)
+    elif job.method == "grow":  # the parent grown into the target size, its function checked (workers/engine/grow)
+        from workers.engine.grow import grow_prepare
+
+        job.base_model_path = grow_prepare(job, report=report)
     report(0, {"kind": "phase", "phase": "loading"})
     tokenizer = AutoTokenizer.from_pretrained(job.adapter_path or job.base_model_path)
     if tokenizer.pad_token_id is None:
@@ -75,12 +80,16 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
         if len(train_ds) == 0:
             raise ValueError(recipe.empty_message)
         val_ds, _ = recipe.tokenize(tokenizer, st.validation, max_len=max_len) if st.validation else (None, None)
-        prepared.append((train_ds, val_ds, stats, steps_for(len(train_ds), hp, st)))
+        prepared.append((train_ds, val_ds, stats, recipe.steps(len(train_ds), hp, st)))
     total_steps = sum(p[3] for p in prepared)
 
     start_from: str | None = None
     step_offset = 0
     result: dict = {"stages": [], "device": dev, "total_steps": total_steps}
+    if job.method == "grow":  # parent and grown model's validation loss before training, sizes, noise
+        from workers.engine.grow import grow_report
+
+        result["grow"] = grow_report(job.base_model_path)
     stopped = False
     trainer = None
     for i, (train_ds, val_ds, stats, steps) in enumerate(prepared):

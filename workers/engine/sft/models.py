@@ -3,7 +3,7 @@ adapter added or continued, and, for method "scratch", a tokenizer and a randoml
 once. Knows nothing of Django.
 
 Contract: `load_causal_lm(path, trainable_base=)` loads a causal LM (frozen bases in bf16/fp16 on CUDA,
-trained weights in fp32); `lora_config(hp)` is the adapter's peft config; `stage_model(job, stage_index,
+trained weights in fp32; SDPA attention unless HUB_ATTN_IMPLEMENTATION names another); `lora_config(hp)` is the adapter's peft config; `stage_model(job, stage_index,
 start_from)` is the model to train in a stage (`start_from`: the previous stage's final folder);
 `scratch_prepare(job)` builds `scratch-base/` under the job's output dir (idempotent) and returns its path."""
 from __future__ import annotations
@@ -24,7 +24,8 @@ def load_causal_lm(path: str, *, trainable_base: bool = False):
     dtype = torch.float32
     if torch.cuda.is_available() and not trainable_base:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    kwargs = {"dtype": dtype, "attn_implementation": "sdpa"}
+    impl = os.environ.get("HUB_ATTN_IMPLEMENTATION") or "sdpa"  # eager on a CPU measured slower and no leaner
+    kwargs = {"dtype": dtype, "attn_implementation": impl}
     try:
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (ValueError, ImportError):
@@ -56,11 +57,29 @@ def stage_model(job: Job, stage_index: int, start_from: str | None):
             model = get_peft_model(model, lora_config(job.hp))
     else:  # full / scratch: start_from is a full model folder
         model = load_causal_lm(start_from or job.base_model_path, trainable_base=True)
-    if job.hp.get("gradient_checkpointing"):
-        model.gradient_checkpointing_enable()
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
+    apply_checkpointing(model, job.hp)
     return model
+
+
+def apply_checkpointing(model, hp: dict) -> int:
+    """Gradient checkpointing as the hyperparameters ask: every decoder layer (`gradient_checkpointing`), or a share
+    of them (`checkpoint_layers`, 0–1, spread evenly through the stack). A checkpointed layer keeps only its input
+    and recomputes the rest in the backward pass, so each one trades its activation memory for one more forward
+    of that layer. Returns how many layers are checkpointed."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    share = 1.0 if hp.get("gradient_checkpointing") else float(hp.get("checkpoint_layers") or 0.0)
+    if share <= 0:
+        return 0
+    model.gradient_checkpointing_enable()
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    k = min(len(layers), max(1, round(share * len(layers))))
+    chosen = {int(i * len(layers) / k) for i in range(k)}
+    for i, layer in enumerate(layers):
+        layer.gradient_checkpointing = i in chosen
+    return len(chosen)
 
 
 def scratch_prepare(job: Job) -> str:

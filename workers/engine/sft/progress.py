@@ -13,6 +13,7 @@ When should_stop() turns true it asks the Trainer to save and stop (`.stopped` i
 `.post_training` is set, a stop raises StoppedByRequest from inside the evaluation."""
 from __future__ import annotations
 
+import fnmatch
 import math
 import time
 from pathlib import Path
@@ -23,13 +24,22 @@ from workers.engine.sft.job import StoppedByRequest
 
 def make_callback(report, should_stop, on_checkpoint, *, step_offset: int, total_steps: int, effective_batch: int,
                   stage_index: int, metric_keys: tuple[str, ...] = (), lm_loss: bool = True):
-    """`metric_keys`: logged metrics a method adds (DPO's rewards/margins, ...), reported under the same
-    names in train points and, from `eval_<key>`, in eval points; `lm_loss`: the loss is a language-model
-    loss (eval points then carry its perplexity)."""
+    """`metric_keys`: logged metrics a method adds (DPO's rewards/margins, ...; a key with * is a pattern, as
+    GRPO's rewards/*/mean), reported under the same names in train points and, from `eval_<key>`, in eval
+    points; `lm_loss`: the loss is a language-model loss (eval points then carry its perplexity)."""
     from transformers import TrainerCallback
 
+    exact = tuple(k for k in metric_keys if "*" not in k)
+    patterns = tuple(k for k in metric_keys if "*" in k)  # GRPO's rewards/*/mean: one per reward component
+
     def extra(logs: dict, prefix: str = "") -> dict:
-        return {key: float(logs[prefix + key]) for key in metric_keys if logs.get(prefix + key) is not None}
+        out = {key: float(logs[prefix + key]) for key in exact if logs.get(prefix + key) is not None}
+        if patterns:
+            for name, value in logs.items():
+                key = name[len(prefix):] if name.startswith(prefix) else None
+                if key and value is not None and any(fnmatch.fnmatchcase(key, p) for p in patterns):
+                    out[key] = float(value)
+        return out
 
     class HubCallback(TrainerCallback):
         def __init__(self):

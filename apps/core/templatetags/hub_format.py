@@ -1,0 +1,78 @@
+"""Template filters that turn stored values into words, for every page's tables and key/value lists.
+
+- `num`: a number with thousands separators (12345 -> "12,345", 1234.5678 -> "1,234.57"; `num:1` keeps one
+  decimal); anything that is not a number is shown as it is (None -> "—").
+- `show`: a config value as a person reads it: None or "" -> "—", True/False -> "yes"/"no", a list ->
+  its items joined by commas, a dict -> "key: value" pairs joined by commas, a float -> at most 6
+  significant digits; never a Python repr such as `None`, `['a', 'b']` or `{'k': 1}`.
+Load with `{% load hub_format %}`."""
+from __future__ import annotations
+
+import math
+
+from django import template
+
+register = template.Library()
+
+DASH = "—"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@register.filter
+def num(value, decimals=None):
+    """Thousands separators. Integers (and floats that are whole) without decimals unless `decimals` is
+    given; other floats rounded to `decimals` (default 2, trailing zeros dropped). Strings holding a number
+    are formatted too; anything else comes back unchanged (None -> "—")."""
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return value
+    if not _is_number(value):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if decimals is not None:
+        try:
+            d = max(0, min(int(decimals), 10))
+        except (TypeError, ValueError):
+            d = 2
+        return f"{value:,.{d}f}"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return text if text not in ("-0", "") else "0"
+
+
+def _scalar(value) -> str:
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
+        return f"{value:.6g}"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    return str(value)
+
+
+@register.filter
+def show(value) -> str:
+    """A value as words: see the module docstring."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [show(v) for v in value]
+        return ", ".join(items) if items else DASH
+    if isinstance(value, dict):
+        if not value:
+            return DASH
+        return ", ".join(f"{k}: {show(v)}" for k, v in value.items())
+    return _scalar(value)
