@@ -272,6 +272,25 @@ async def _translated_lines(lines: AsyncIterator[str]) -> AsyncIterator[str]:
     yield "data: [DONE]"
 
 
+async def sse_lines(resp: httpx.Response) -> AsyncIterator[str]:
+    """The lines of a streamed body, as httpx's `aiter_lines()` gives them, in two generator layers instead of
+    four: the (content-decoded) bytes are split at line ends first and only whole lines are decoded (an event
+    stream is UTF-8, so a character split across two reads is joined before decoding). `\r\n`, `\n` and a lone
+    `\r` all end a line; a `\r\n` split across two reads gives one extra empty line, which SSE ignores."""
+    pending = b""
+    async for chunk in resp.aiter_bytes():
+        if pending:
+            chunk = pending + chunk
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        parts = chunk.split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            yield part.decode("utf-8", "replace")
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
 @dataclass
 class UpstreamLines:
     """A streamed answer whose first lines were read before the hub answered its client."""
@@ -489,7 +508,7 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
                 await resp.aclose()
                 release()
                 return Opened(route, mode, (time.perf_counter() - started) * 1000, data=data)
-            source = resp.aiter_lines()
+            source = sse_lines(resp)
             if mode == "to_anthropic":
                 source = _translated_lines(source)
             buffered, rest = await _peek(source, native=mode == "native")
