@@ -57,7 +57,8 @@ class LlamaServer:
 
     def command(self) -> list[str]:
         cmd = [str(self.tc.server), "-m", str(self.model_path), "--host", "127.0.0.1", "--port", str(self.port),
-               "-c", str(self.ctx * self.parallel), "-np", str(self.parallel), "--no-webui", "--metrics"]
+               "-c", str(self.ctx * self.parallel), "-np", str(self.parallel), "--no-webui", "--metrics",
+               *self.tc.runtime_args]
         if self.threads:
             cmd += ["-t", str(self.threads)]
         if self.lora:
@@ -80,7 +81,12 @@ class LlamaServer:
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:
                     log = self._read_log()
+                    code = self._proc.returncode
                     self.stop()
+                    if code < 0 and not self.tc.no_repack:  # killed by a signal (SIGSEGV, SIGILL), not a refusal
+                        self.tc.mark_no_repack(f"llama-server died (signal {-code}) loading "
+                                               f"{self.model_path.name}:\n" + "\n".join(log.splitlines()[-20:]))
+                        return self.start(timeout=max(5.0, deadline - time.monotonic()))
                     raise LlamaCppError(f"llama-server could not load {self.model_path.name}: {_loader_message(log)}",
                                         "\n".join(log.splitlines()[-20:]))
                 try:
@@ -153,7 +159,10 @@ def perplexity(tc: Toolchain, gguf_path: Path, text: str, *, ctx: int = 128, thr
         cmd = [str(tc.perplexity), "-m", str(gguf_path), "-f", name, "-c", str(ctx), "-b", str(ctx)]
         if threads:
             cmd += ["-t", str(threads)]
-        res = proc.run(cmd, tail_lines=60)
+        res = proc.run(cmd + tc.runtime_args, tail_lines=60)
+        if res.returncode < 0 and not tc.no_repack:  # died from a signal: see Toolchain.no_repack
+            tc.mark_no_repack(f"llama-perplexity died (signal {-res.returncode}):\n{res.tail}")
+            res = proc.run(cmd + tc.runtime_args, tail_lines=60)
     finally:
         os.unlink(name)
     m = _PPL.search(res.tail)

@@ -57,6 +57,9 @@ class Cancelled(Exception):
     """should_stop() turned true while a llama.cpp tool ran."""
 
 
+_NO_REPACK_HERE: set[str] = set()  # builds marked NO_REPACK in this process (for a read-only build folder)
+
+
 @dataclass(frozen=True)
 class Toolchain:
     root: Path
@@ -83,6 +86,30 @@ class Toolchain:
     @property
     def bench(self) -> Path:
         return self._bin("llama-bench")
+
+    # -- weight repacking: llama.cpp's CPU backend repacks weights for the CPU's fastest kernels (AVX2/AVX-512/AMX).
+    # On some virtual machines a CPU that advertises AMX faults in those kernels (a general protection fault as
+    # soon as a model loads: seen on a Sapphire Rapids guest). A tool that dies from a signal while loading marks
+    # the build (NO_REPACK), and every later llama-server / llama-perplexity of it runs with `--no-repack`.
+    @property
+    def _no_repack_marker(self) -> Path:
+        return self.root / "NO_REPACK"
+
+    @property
+    def no_repack(self) -> bool:
+        return str(self.root) in _NO_REPACK_HERE or self._no_repack_marker.is_file()
+
+    def mark_no_repack(self, reason: str) -> None:
+        _NO_REPACK_HERE.add(str(self.root))
+        try:
+            self._no_repack_marker.write_text(reason[-2000:])
+        except OSError:
+            pass
+
+    @property
+    def runtime_args(self) -> list[str]:
+        """Arguments every llama-server / llama-perplexity of this build gets."""
+        return ["--no-repack"] if self.no_repack else []
 
     @property
     def convert_script(self) -> Path:
