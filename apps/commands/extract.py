@@ -65,7 +65,13 @@ def _hyperparameters(t: T) -> dict:
 
 
 def _method(t: T) -> str | None:
-    for method, pattern in (("dpo", r"\bdpo\b"), ("kto", r"\bkto\b"), ("scratch", r"\b(?:from\s+)?scratch\b"),
+    for method, pattern in (("dpo", r"\bdpo\b"), ("kto", r"\bkto\b"), ("grpo", r"\bgrpo\b"),
+                            # "grow" is an English word: only as a method ("with grow", "method grow", "grow
+                            # version 3 into small", "grow it into tiny"), never a dataset named grow-logs
+                            ("grow", r"\b(?:with|using|via|method\s*(?:=|:|is)?)\s+grow\b(?![\w-])|"
+                                     r"\bgrow\s+(?:(?:model\s+)?version\s+#?\d+|v\d+|it)\s+(?:into|to)\b|"
+                                     r"\bgrow\s+(?:into|to)\s+(?:a\s+)?(?:nano|micro|tiny|small|medium|large)\b"),
+                            ("scratch", r"\b(?:from\s+)?scratch\b"),
                             ("full", r"\bfull(?:[\s-]+(?:fine[\s-]?tun\w*|finetun\w*|parameters?|weights|"
                                      r"training|model|run))\b|\bmethod\s*(?:=|:|is)?\s*full\b"),
                             ("lora", r"\bq?lora\b")):

@@ -12,12 +12,16 @@ def home(request):
     from apps.registry import selectors as registry
     from apps.training import selectors as training
 
-    return render(request, "core/home.html", {
+    from apps.core.home import home_status
+    from apps.core.htmx import render_page
+
+    return render_page(request, "core/home.html", {
         "datasets": datasets.dataset_list(user=request.user)[:5],
         "runs": training.run_list(user=request.user).order_by("-created_at")[:5],
         "versions": registry.model_version_list().order_by("-created_at")[:5],
         "aliases": registry.alias_list(),
-    })
+        "status": home_status(request.user),  # live: active jobs, recent runs, aliases, last hour's traffic
+    }, partial="live" if request.GET.get("partial") == "live" else None)
 
 
 def healthz(request):

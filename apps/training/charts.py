@@ -18,6 +18,48 @@ def run_curves(run) -> dict:
     return {"train": {"x": train_x, "y": train_y}, "eval": {"x": eval_x, "y": eval_y}}
 
 
+# the run page's small metric panels: (key, title, [(point field, series name)])
+METRIC_PANELS = (
+    ("learning_rate", "Learning rate", (("learning_rate", "learning rate"),)),
+    ("grad_norm", "Grad norm", (("grad_norm", "grad norm"),)),
+    ("throughput", "Throughput (tokens/s)", (("tokens_per_s", "tokens/s"),)),
+    ("memory", "Memory (MB)", (("rss_mb", "RSS"), ("gpu_mb", "GPU"))),
+)
+_POINT_FIELDS = ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_s", "rss_mb", "gpu_mb")
+
+
+def run_points(run) -> list[dict]:
+    """Every stored metric point of a run, compact, for the run page's charts: {step, kind, t (seconds since
+    the run started, from when the point was stored), and those of loss, eval_loss, learning_rate, grad_norm,
+    tokens_per_s, rss_mb, gpu_mb it has}."""
+    from apps.training.models import MetricPoint
+
+    rows = list(MetricPoint.objects.filter(run=run).order_by("step", "id").values_list("step", "kind", "values",
+                                                                                      "created_at"))
+    start = run.started_at or (min(r[3] for r in rows) if rows else None)
+    out = []
+    for step, kind, values, created in rows:
+        values = values or {}
+        point = {"step": step, "kind": kind, "t": round(max(0.0, (created - start).total_seconds()), 1)}
+        point.update({k: values[k] for k in _POINT_FIELDS if isinstance(values.get(k), (int, float))})
+        out.append(point)
+    return out
+
+
+def metric_panel_svgs(points: list[dict]) -> list[dict]:
+    """[{key, title, svg}] of the four small panels' first paint ("" svg: no point yet)."""
+    from apps.core.svgchart import line_chart
+
+    train = [p for p in points if p["kind"] == "train"]
+    out = []
+    for key, title, fields in METRIC_PANELS:
+        series = [{"name": name, "x": [p["step"] for p in train if field in p],
+                   "y": [p[field] for p in train if field in p]} for field, name in fields]
+        out.append({"key": key, "title": title,
+                    "svg": line_chart(series, x_title="step", y_title="", width=540, height=220)})
+    return out
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in (d or {}).items():

@@ -60,6 +60,11 @@ def _widget(spec: Hyperparameter) -> forms.Widget:
     return forms.TextInput(attrs=attrs)
 
 
+# a form section whose title depends on the method (the table's title names every method it serves)
+GROUP_TITLES_BY_METHOD = {"preference": {"dpo": "Preference (DPO)", "kto": "Preference (KTO)",
+                                         "grpo": "KL penalty (GRPO)"}}
+
+
 class HyperparameterField(forms.Field):
     """One row of the table. It only collects the value (empty: None): run_create checks every row with the
     table's `check()` and its field errors come back through `add_service_errors`, so the form shows
@@ -178,12 +183,17 @@ class RunForm(forms.Form):
         return [self._item(n, *_CONTEXT_FIELDS.get(n, (None, None))) for n in names]
 
     def hyperparameter_groups(self) -> list[dict]:
-        """[{key, title, visible, open, items}] in the table's group order (the template loops over it)."""
+        """[{key, title, titles (JSON: the title per method, where it differs), visible, open, items}] in the
+        table's group order (the template loops over it; static/js/run_form.js retitles on a method change)."""
+        import json
+
         out = []
         for key, title, rows in grouped(FORM_ROWS):
             items = [self._item(spec.name, spec.methods, spec.backends) for spec in rows]
             has_errors = any(item["field"].errors for item in items)
-            out.append({"key": key, "title": title, "items": items,
+            titles = GROUP_TITLES_BY_METHOD.get(key, {})
+            out.append({"key": key, "title": titles.get(self.chosen_method, title), "items": items,
+                        "titles": json.dumps({"": title, **titles}),
                         "visible": any(item["visible"] for item in items),
                         "open": has_errors or key not in ("evaluation", "advanced")})
         return out

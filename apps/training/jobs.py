@@ -4,8 +4,8 @@ apps/training/backends/together/lifecycle.py).
 
 The hooks keep the TrainingRun (the domain row: status, error, timings, cancel flag, summary) in step with
 its Job. They run inside the lifecycle's transaction, with the Job row locked, and write only the run.
-A run's phases: queued, loading, training, evaluating, saving, registering (remote runs: submitting,
-then queued / training at Together).
+A run's phases: queued, (grow runs: growing), loading, tokenizing, training, evaluating, saving, registering
+(remote runs: submitting, then queued / training at Together).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from apps.core.jobs.registry import FAIL, REQUEUE, JobKind, register_kind
 from apps.core.realtime import run_group
 from apps.training.models import Checkpoint, TrainingRun
 
-RUN_PHASES = ("queued", "loading", "training", "evaluating", "saving", "registering")
+RUN_PHASES = ("queued", "growing", "loading", "tokenizing", "training", "evaluating", "saving", "registering")
 WORKING_PHASES = RUN_PHASES[1:]
 # run fields a finishing caller may set through job_finish(result={"fields": {...}})
 _FINISH_FIELDS = ("current_step", "total_steps", "remote_job_id")

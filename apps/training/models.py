@@ -91,3 +91,21 @@ class Checkpoint(models.Model):
     class Meta:
         ordering = ["run_id", "step"]
         constraints = [models.UniqueConstraint(fields=["run", "step"], name="uniq_run_checkpoint_step")]
+
+
+class SavedRunConfig(models.Model):
+    """A new-run form's settings saved under a name by a user (method, backend, base model and the
+    hyperparameters they set), offered back on the form next to the presets."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_run_configs")
+    name = models.CharField(max_length=100)
+    values = models.JSONField(default=dict)  # {method, backend, base_model, hyperparameters: {...}}
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="saved_run_config_owner_name")]
+
+    def __str__(self) -> str:
+        return self.name

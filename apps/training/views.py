@@ -48,28 +48,65 @@ def _size_table():
     return [{"name": n, **dims, "parameters": count_parameters(n, 2000)} for n, dims in NAMED_SIZES.items()]
 
 
+def _starts(user) -> dict:
+    """The form's "Start from" menu: presets and the user's saved settings, with the values they fill in."""
+    from apps.training.run_form_tools import PRESETS
+    from apps.training.services.saved_configs import saved_config_list
+
+    presets = [{"key": f"preset:{k}", "label": label, "description": desc, "values": {"hyperparameters": hp}}
+               for k, label, desc, hp in PRESETS]
+    saved = [{"key": f"saved:{c.pk}", "label": c.name, "description": f"saved {c.updated_at:%Y-%m-%d %H:%M}",
+              "values": c.values} for c in saved_config_list(user=user)]
+    return {"presets": presets, "saved": saved, "all": presets + saved}
+
+
+def _form_values(kwargs: dict) -> dict:
+    return {"method": kwargs["method"], "backend": kwargs["backend"], "base_model": kwargs["base_model"],
+            "hyperparameters": kwargs["hyperparameters"]}
+
+
 @login_required
 def run_new_view(request):
     choices = _form_choices(request.user)
     estimate = None
+    extra: dict = {}  # the preview, a saved-settings note or error
     if request.method == "POST":
         form = RunForm(request.POST, **choices)
         action = request.POST.get("action", "create")
+        if action == "preview":  # the live preview of the equivalent API call and command (htmx, on change)
+            from apps.training.run_form_tools import run_preview
+
+            preview = run_preview(form.service_kwargs()) if form.is_valid() else None
+            return render_page(request, "training/new.html", {"form": form, "preview": preview},
+                               partial="preview")
         if form.is_valid():
             try:
-                if action == "estimate":
+                if action == "save_config":
+                    from apps.training.services.saved_configs import saved_config_save
+
+                    config = saved_config_save(user=request.user, name=request.POST.get("config_name", ""),
+                                               values=_form_values(form.service_kwargs()))
+                    extra["config_saved"] = config.name
+                elif action == "estimate":
                     estimate = services.run_create(user=request.user, dry_run=True, **form.service_kwargs())
                 else:
                     run = services.run_create(user=request.user, **form.service_kwargs())
                     messages.success(request, f"Run {run.pk} queued.")
                     return redirect("training:detail", run_id=run.pk)
+            except ValidationFailed as exc:
+                if action == "save_config":
+                    extra["config_error"] = exc.message
+                else:
+                    form.add_service_errors(exc.errors, exc.message)
             except ApplicationError as exc:
                 form.add_service_errors(exc.errors, exc.message)
-        status = 422 if form.errors else 200
+        status = 422 if form.errors or extra.get("config_error") else 200
+        if action == "save_config" and request.headers.get("HX-Request"):
+            status = 200  # htmx swaps only 2xx: the note says what went wrong
         return render_page(request, "training/new.html",
-                           {"form": form, "estimate": estimate, "sizes": _size_table(),
-                            "extra_stages": range(1, MAX_EXTRA_STAGES + 1)},
-                           partial="form" if action == "estimate" else None, status=status)
+                           {"form": form, "estimate": estimate, "sizes": _size_table(), "starts": _starts(request.user),
+                            "extra_stages": range(1, MAX_EXTRA_STAGES + 1), **extra},
+                           partial="form" if action in ("estimate", "save_config") else None, status=status)
     initial = {}
     for key in ("dataset_version", "parent_version"):  # preselects only: the form validates what is posted
         if is_id(request.GET.get(key)):
@@ -85,6 +122,7 @@ def run_new_view(request):
             initial[key] = value
     form = RunForm(initial=initial, **choices)
     return render_page(request, "training/new.html", {"form": form, "estimate": None, "sizes": _size_table(),
+                                                       "starts": _starts(request.user),
                                                        "extra_stages": range(1, MAX_EXTRA_STAGES + 1)})
 
 
@@ -105,6 +143,8 @@ def run_detail_view(request, run_id: int):
         "evaluation": summary.get("evaluation") or {},
         "curves": curves,
         "loss_chart_svg": charts.loss_chart_svg(curves),
+        "points": (points := charts.run_points(run)),  # every chart's data (step, time, loss, lr, ...)
+        "metric_panels": charts.metric_panel_svgs(points),
         "preference": preference,
         "preference_svgs": charts.preference_chart_svgs(preference) if preference else None,
         "pref": charts.preference_stats(summary),

@@ -9,21 +9,79 @@
   const runId = chart.dataset.runId;
   const terminal = ["succeeded", "failed", "cancelled"];
   const curves = JSON.parse(document.getElementById("run-curves").textContent);
+  // every point the page knows (stored ones from "run-points", live ones appended): {step, kind, t, loss, ...}
+  let points = JSON.parse((document.getElementById("run-points") || {textContent: "[]"}).textContent);
   window.hubLivePoints = 0;
   let lastTrain = curves.train.x.length ? curves.train.x[curves.train.x.length - 1] : -1;
   let lastEval = curves.eval.x.length ? curves.eval.x[curves.eval.x.length - 1] : -1;
-  const layout = {margin: {t: 10, r: 10, b: 40, l: 50}, xaxis: {title: {text: "step"}}, yaxis: {title: {text: "loss"}},
-                  legend: {orientation: "h"}};
-  // The server-rendered SVG (the first paint) gives way to the interactive chart; should plotly fail to
-  // load, the SVG stays and the live stats still update.
   const plotly = !!window.Plotly;
-  if (plotly) {
-    chart.replaceChildren();
-    Plotly.newPlot("loss-chart", [
-      {x: curves.train.x, y: curves.train.y, name: "train loss", mode: "lines"},
-      {x: curves.eval.x, y: curves.eval.y, name: "validation loss", mode: "lines+markers"},
-    ], layout, {responsive: true, displaylogo: false});
+  // the controls: smoothing (an exponential moving average, debiased as TensorBoard's), log scale, step/time axis
+  const smoothing = document.getElementById("loss-smoothing"), logBox = document.getElementById("loss-log");
+  const axisSel = document.getElementById("chart-axis");
+  const panels = [
+    ["learning_rate", [["learning_rate", "learning rate"]]], ["grad_norm", [["grad_norm", "grad norm"]]],
+    ["throughput", [["tokens_per_s", "tokens/s"]]], ["memory", [["rss_mb", "RSS"], ["gpu_mb", "GPU"]]],
+  ];
+  function smooth(ys, a) {
+    if (!a) return ys;
+    let m = 0, n = 0;
+    return ys.map((y) => { m = a * m + (1 - a) * y; n = a * n + (1 - a); return m / n; });
   }
+  function startedAt() {
+    const el = document.getElementById("stat-elapsed");
+    return el && el.dataset.startedAt ? Date.parse(el.dataset.startedAt) : null;
+  }
+  function xOf(p) { return axisSel && axisSel.value === "time" ? p.t : p.step; }
+  function showChart(id, has) {
+    const box = document.getElementById(id), empty = document.getElementById(id + "-empty");
+    if (box) box.hidden = !has;
+    if (empty) empty.hidden = has;
+  }
+  const base = {margin: {t: 10, r: 10, b: 40, l: 56}, legend: {orientation: "h"}};
+  function xTitle() { return axisSel && axisSel.value === "time" ? "seconds since start" : "step"; }
+  let drawn = false;
+  function render() {
+    const a = smoothing ? Number(smoothing.value) : 0;
+    const out = document.getElementById("loss-smoothing-value"); if (out) out.textContent = a.toFixed(2);
+    const train = points.filter((p) => p.kind !== "eval" && p.loss !== undefined);
+    const evals = points.filter((p) => p.kind === "eval" && p.eval_loss !== undefined);
+    showChart("loss-chart", train.length + evals.length > 0);
+    if (!plotly) return;
+    if (train.length + evals.length > 0) {
+      const traces = [
+        {x: train.map(xOf), y: smooth(train.map((p) => p.loss), a), name: a ? "train loss (smoothed)" : "train loss", mode: "lines",
+         line: {color: "#1f77b4"}},
+        {x: evals.map(xOf), y: evals.map((p) => p.eval_loss), name: "validation loss", mode: "lines+markers", line: {color: "#ff7f0e"}},
+      ];
+      if (a) traces.push({x: train.map(xOf), y: train.map((p) => p.loss), name: "train loss (raw)", mode: "lines",
+                          line: {color: "#1f77b4", width: 1}, opacity: 0.3});
+      if (!drawn) chart.replaceChildren();  // the server-drawn SVG gives way to the interactive chart
+      Plotly.react("loss-chart", traces, {...base, xaxis: {title: {text: xTitle()}},
+        yaxis: {title: {text: "loss"}, type: logBox && logBox.checked ? "log" : "linear"}},
+        {responsive: true, displaylogo: false});
+      drawn = true;
+    }
+    for (const [key, fields] of panels) {
+      const id = "panel-" + key, box = document.getElementById(id);
+      if (!box) continue;
+      const traces = fields.map(([f, name]) => {
+        const ps = points.filter((p) => p.kind !== "eval" && p[f] !== undefined && p[f] !== null);
+        return {x: ps.map(xOf), y: ps.map((p) => p[f]), name: name, mode: "lines"};
+      }).filter((t) => t.x.length);
+      showChart(id, traces.length > 0);
+      if (!traces.length) continue;
+      if (!box.dataset.plotted) box.replaceChildren();
+      Plotly.react(id, traces, {margin: {t: 6, r: 8, b: 34, l: 56}, showlegend: traces.length > 1,
+        legend: {orientation: "h"}, xaxis: {title: {text: xTitle()}},
+        yaxis: {exponentformat: key === "learning_rate" ? "e" : "none"}}, {responsive: true, displaylogo: false});
+      box.dataset.plotted = "1";
+    }
+  }
+  let pending = false;
+  function scheduleRender() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); } }
+  for (const el of [smoothing, logBox, axisSel]) if (el) el.addEventListener("input", render);
+  if (axisSel) axisSel.addEventListener("change", render);
+  render();
 
   const $ = (id) => document.getElementById(id);
   const fmt = (v, d) => (v === null || v === undefined) ? "" : Number(v).toFixed(d);
@@ -57,7 +115,9 @@
     const shown = terminal.includes(status) ? "" : (phase || "");
     if (badge) { badge.textContent = shown; badge.dataset.phase = shown; badge.hidden = !shown; }
     if (stat) stat.textContent = shown || "—";
-    if (shown && shown !== "training") $("stat-eta").textContent = "";  // no "ETA 0 s" while evaluating or saving
+    // no "ETA 0 s" while it loads, evaluates or saves: the ETA names the phase instead ("evaluating…")
+    if (shown && shown !== "training") $("stat-eta").textContent = shown + "…";
+    else if (!shown) $("stat-eta").textContent = "";
   }
   function setTimes(p) {
     const el = $("stat-elapsed");
@@ -86,19 +146,23 @@
     if (s.tokens_per_s !== undefined) $("stat-tps").textContent = fmt(s.tokens_per_s, 1);
     if (s.samples_per_s !== undefined) $("stat-samples").textContent = fmt(s.samples_per_s, 2);
     const phase = $("run-phase") ? $("run-phase").dataset.phase : "training";
-    if (s.eta_s !== undefined) $("stat-eta").textContent = (phase && phase !== "training") ? "" : duration(s.eta_s);
+    if (s.eta_s !== undefined) $("stat-eta").textContent = (phase && phase !== "training") ? phase + "…" : duration(s.eta_s);
     if (s.rss_mb !== undefined) $("stat-mem").textContent = s.rss_mb + " MB RSS" + (s.gpu_mb ? " · " + s.gpu_mb + " MB GPU" : "");
     if (s.stage !== undefined && $("stat-stage")) $("stat-stage").textContent = s.stage + 1;
   }
-  function addPoints(points, live) {
-    const tx = [], ty = [], ex = [], ey = [];
-    for (const p of points || []) {
-      if (p.kind === "eval" && p.eval_loss !== undefined && p.step > lastEval) { ex.push(p.step); ey.push(p.eval_loss); lastEval = p.step; }
-      else if (p.kind !== "eval" && p.loss !== undefined && p.step > lastTrain) { tx.push(p.step); ty.push(p.loss); lastTrain = p.step; }
+  function stamp(p) {
+    // a live point's time: now, since the run started (stored points carry theirs)
+    const t0 = startedAt();
+    return {...p, t: p.t !== undefined ? p.t : (t0 ? Math.max(0, (Date.now() - t0) / 1000) : 0)};
+  }
+  function addPoints(incoming, live) {
+    let n = 0;
+    for (const p of incoming || []) {
+      if (p.kind === "eval" && p.eval_loss !== undefined && p.step > lastEval) { points.push(stamp(p)); lastEval = p.step; n++; }
+      else if (p.kind !== "eval" && p.step > lastTrain) { points.push(stamp(p)); if (p.loss !== undefined) { lastTrain = p.step; n++; } }
     }
-    if (plotly && tx.length) Plotly.extendTraces("loss-chart", {x: [tx], y: [ty]}, [0]);
-    if (plotly && ex.length) Plotly.extendTraces("loss-chart", {x: [ex], y: [ey]}, [1]);
-    if (live) window.hubLivePoints += tx.length + ex.length;
+    if (n) scheduleRender();
+    if (live) window.hubLivePoints += n;
   }
   function handle(event, p) {
     // other charts of the page (a DPO run's preference charts, static/js/run_preference.js) follow the same stream
@@ -106,29 +170,28 @@
     if (event === "snapshot") {
       setStatus(p.status); setQueuePosition(p.status, p.queue_position); setPhase(p.phase, p.status); setTimes(p);
       setSummary(p.summary, p);
-      // a resumed run may have dropped points after its checkpoint: redraw from the snapshot
-      const t = p.points.filter(q => q.kind !== "eval" && q.loss !== undefined);
-      const e = p.points.filter(q => q.kind === "eval" && q.eval_loss !== undefined);
-      if (plotly) Plotly.react("loss-chart", [
-        {x: t.map(q => q.step), y: t.map(q => q.loss), name: "train loss", mode: "lines"},
-        {x: e.map(q => q.step), y: e.map(q => q.eval_loss), name: "validation loss", mode: "lines+markers"},
-      ], layout);
+      // a resumed run may have dropped points after its checkpoint: redraw from the snapshot (keeping the
+      // times of points already known)
+      const known = new Map(points.map((q) => [q.kind + ":" + q.step, q.t]));
+      points = (p.points || []).map((q) => stamp({...q, t: known.get((q.kind === "eval" ? "eval" : q.kind) + ":" + q.step)}));
+      const t = points.filter(q => q.kind !== "eval" && q.loss !== undefined);
+      const e = points.filter(q => q.kind === "eval" && q.eval_loss !== undefined);
       lastTrain = t.length ? t[t.length - 1].step : -1; lastEval = e.length ? e[e.length - 1].step : -1;
+      render();
     } else if (event === "progress") {
-      if (plotly && p.points && p.points.length && p.points[0].step <= lastTrain && p.points[0].kind !== "eval") {
+      if (p.points && p.points.length && p.points[0].step <= lastTrain && p.points[0].kind !== "eval") {
         // the run resumed from an earlier checkpoint: drop the points after it
-        const gd = $("loss-chart"), cut = p.points[0].step;
-        const keep = (tr) => { const i = tr.x.findIndex(x => x >= cut); if (i >= 0) { tr.x = tr.x.slice(0, i); tr.y = tr.y.slice(0, i); } };
-        keep(gd.data[0]); keep(gd.data[1]); Plotly.redraw(gd);
+        const cut = p.points[0].step;
+        points = points.filter((q) => q.step < cut);
         lastTrain = cut - 1; lastEval = Math.min(lastEval, cut - 1);
       }
       addPoints(p.points, true); setSummary(p.summary, p); setStatus(p.status);
     } else if (event === "resume") {
       // restarted from a checkpoint after a crash: the curve continues from its step
-      const gd = $("loss-chart"), cut = p.step;
-      if (plotly) for (const tr of gd.data) { const i = tr.x.findIndex(x => x > cut); if (i >= 0) { tr.x = tr.x.slice(0, i); tr.y = tr.y.slice(0, i); } }
-      if (plotly) Plotly.redraw(gd);
+      const cut = p.step;
+      points = points.filter((q) => q.step <= cut);
       lastTrain = Math.min(lastTrain, cut); lastEval = Math.min(lastEval, cut);
+      render();
     } else if (event === "status") {
       // the job lifecycle's one payload: job status + phase, and the run's own status (remote runs differ)
       const status = p.run_status || p.status;

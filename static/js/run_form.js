@@ -34,6 +34,8 @@
     }
     for (const group of form.querySelectorAll("[data-hp-group]")) {
       group.hidden = !group.querySelector(".hp-field:not([hidden])");
+      const summary = group.querySelector("summary[data-titles]");  // "Preference (KTO)" for a KTO run, ...
+      if (summary) { const titles = JSON.parse(summary.dataset.titles); summary.textContent = titles[method] || titles[""]; }
     }
 
     const bm = parent ? (parentBase[parent] || "") : val("base_model");

@@ -47,9 +47,20 @@
     return t.x.length ? t.x[t.x.length - 1] : -1;
   }
   let drawn = false;
+  // an empty chart says so (no −1…6 axes): the chart stays hidden until a trace has a point
+  function hasPoints(ts) { return ts.some((t) => t.x && t.x.length); }
+  function showEmpty(id, has) {
+    const el = $(id); if (!el) return;
+    let note = $(id + "-empty");
+    if (!note) { note = document.createElement("p"); note.id = id + "-empty"; note.className = "muted chart-empty";
+                 note.textContent = "No points yet."; el.before(note); }
+    note.hidden = has; el.hidden = !has;
+  }
   function draw() {
     const [r, a] = traces(curves);
     const acc = $("accuracy-chart");  // absent on a KTO run's page
+    showEmpty("reward-chart", hasPoints(r)); if (acc) showEmpty("accuracy-chart", hasPoints(a));
+    if (!hasPoints(r) && !hasPoints(a)) return;
     if (!drawn) { $("reward-chart").replaceChildren(); if (acc) acc.replaceChildren(); drawn = true; }  // the SVGs go
     Plotly.react("reward-chart", r, rewardLayout, config);
     if (acc) Plotly.react("accuracy-chart", a, accLayout, config);

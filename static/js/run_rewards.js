@@ -57,6 +57,13 @@
 
   let drawn = false;
   function draw() {
+    // an empty chart says so (no −1…6 axes): hidden until a trace has a point
+    const ts = traces(curves), has = ts.some((t) => t.x && t.x.length), el = $("grpo-reward-chart");
+    let note = $("grpo-reward-chart-empty");
+    if (!note) { note = document.createElement("p"); note.id = "grpo-reward-chart-empty"; note.className = "muted chart-empty";
+                 note.textContent = "No points yet."; el.before(note); }
+    note.hidden = has; el.hidden = !has;
+    if (!has) return;
     if (!drawn) { $("grpo-reward-chart").replaceChildren(); drawn = true; }  // the SVG goes
     Plotly.react("grpo-reward-chart", traces(curves), layout, config);
   }

@@ -58,6 +58,14 @@ TABLE = [
     ("fine-tune demo with dpo, beta 0.2", "train", {"dataset": "demo", "method": "dpo",
                                                       "hyperparameters": {"beta": 0.2}}),
     ("train prefs with kto and batch size 4", "train", {"dataset": "prefs", "method": "kto"}),
+    ("train KTO on prefs", "train", {"dataset": "prefs", "method": "kto"}),
+    ("train math-tasks with grpo", "train", {"dataset": "math-tasks", "method": "grpo"}),
+    ("fine-tune demo using GRPO for 20 steps", "train", {"dataset": "demo", "method": "grpo",
+                                                          "hyperparameters": {"max_steps": 20}}),
+    ("train demo with grow", "train", {"dataset": "demo", "method": "grow"}),
+    ("train demo, method grow, continue from version 4", "train", {"dataset": "demo", "method": "grow",
+                                                                    "parent_version_id": 4}),
+    ("train grow-logs for 3 epochs", "train", {"dataset": "grow-logs", "hyperparameters": {"epochs": 3}}),
     ("train a lora on dataset support-chats with rank 16 and alpha 32 named first-try", "train",
      {"dataset": "support-chats", "method": "lora", "name": "first-try",
       "hyperparameters": {"lora_r": 16, "lora_alpha": 32}}),
@@ -158,3 +166,14 @@ def test_numbers(raw, value):
 
 def test_every_example_parses_to_an_action():
     assert all(parse(e).action != "unknown" for e in EXAMPLES)
+
+
+@pytest.mark.parametrize("text", ["train grow-logs for 3 epochs", "train demo so the scores grow",
+                                  "train growth-data with lr 1e-5"])
+def test_grow_as_a_word_is_not_the_grow_method(text):
+    assert "method" not in parse(text).params, parse(text).params
+
+
+def test_grpo_grow_and_kto_are_methods():
+    assert [parse(t).params.get("method") for t in ("train demo with GRPO", "train demo using grow",
+                                                    "train demo via kto")] == ["grpo", "grow", "kto"]

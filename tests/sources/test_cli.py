@@ -191,3 +191,14 @@ def test_without_json_a_summary_goes_to_stderr_and_the_report_to_stdout(repo, ad
     report = json.loads(out.getvalue())
     assert report["totalScenarios"] == 5 and "Registered source" in err.getvalue()
     assert f"dataset {report['dataset_id']} version 1" in err.getvalue()
+
+
+def test_progress_lines_name_each_phase_on_a_non_terminal(repo, admin_user):
+    """apps/core/cli_progress.py: without a terminal, one line per job phase (the analysis, then the
+    generation) on stderr; with --json nothing but the report."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command("generate_scenarios", str(repo.path), "--max", "3", stdout=out, stderr=err)
+    lines = err.getvalue().splitlines()
+    phases = [line for line in lines if " · " in line]
+    assert any(line.startswith("Analysis") or "analys" in line.lower() for line in phases), lines
+    assert any("generat" in line.lower() for line in phases), lines

@@ -47,6 +47,7 @@ def test_phases_are_reported_in_order(tiny_model_dir, tmp_path):
     assert not result["stopped"]
     phases = rec.phases()
     assert phases[0] == "loading" and "training" in phases and "saving" in phases
+    assert phases[:3] == ["loading", "tokenizing", "training"]  # the run page says it is tokenizing
     assert phases.index("training") < phases.index("evaluating") < len(phases)
     assert phases[-1] == "evaluating"  # the side-by-side evaluation comes last
     # no training metric is reported once evaluation started

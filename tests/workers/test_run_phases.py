@@ -101,7 +101,7 @@ def test_run_page_shows_phase_and_elapsed_not_eta_while_evaluating(member, qa_ve
     assert 'id="run-phase" class="badge" data-phase="evaluating"' in html
     assert '<dd id="stat-phase">evaluating</dd>' in html
     assert 'id="stat-time-label">Elapsed<' in html and 'data-started-at="20' in html
-    assert '<dd class="mono" id="stat-eta"></dd>' in html
+    assert '<dd class="mono" id="stat-eta">evaluating…</dd>' in html  # not "0 s", not blank
     listing = client.get("/runs/").content.decode()
     assert "· evaluating" in listing
     from apps.training.selectors import run_as_dict

@@ -73,8 +73,18 @@ def job_event(job: Job) -> dict:
     return payload
 
 
+# in-process observers of every job event, fn(event, payload): the management commands' progress bars
+# (apps/core/cli_progress.py) follow jobs that run inline in their own process
+EVENT_OBSERVERS: list = []
+
+
 def _broadcast(job: Job, event: str = "status") -> None:
     payload = job_event(job)
+    for observe in list(EVENT_OBSERVERS):
+        try:
+            observe(event, payload)
+        except Exception:  # a progress display must never fail the job
+            log.exception("job event observer failed")
     for group in [job_group(job.pk), JOBS_GROUP, *get_kind(job.kind).groups(job)]:
         broadcast_on_commit(group, event, payload)
 

@@ -2,7 +2,8 @@
 
 Contract: `run_estimate(...)` (local runs) and `remote_run_estimate(...)` (Together runs) are what
 `run_create` stores in `summary["estimate"]` and returns on a dry run; `dataset_estimates(...)` is the
-time/price table a dataset version's page shows. Time comes from `tokens_per_second(base_model_id)`: the
+time/price table a dataset version's page shows. Time comes from `throughput(base_model_id)` (its figure, the
+spread, the overhead outside training steps and a `basis` line saying where it comes from): the
 median non-padding tokens/s the last succeeded local runs on that base model measured
 (`summary["tokens_per_s"]`); without history, DEFAULT_TOKENS_PER_S (LoRA on SmolLM2-135M on 2 CPU cores:
 bench/bench_train.py measured 169 tokens/s on a quiet machine, 34 under heavy load) scaled by parameter
@@ -45,6 +46,14 @@ def tokens_per_second(base_model_id: str | None, *, method: str | None = None) -
     """Throughput measured on this device by earlier runs on that base model (else the default). DPO runs
     and supervised runs are measured apart (method "dpo": the DPO runs' history, else the supervised one's
     times DPO_THROUGHPUT_FACTOR; "kto" likewise with the KTO runs' history)."""
+    return throughput(base_model_id, method=method)["tokens_per_s"]
+
+
+def throughput(base_model_id: str | None, *, method: str | None = None) -> dict:
+    """{tokens_per_s, measured (bool), runs (how many past runs it comes from), low, high (the spread of
+    those runs' figures), overhead_s (median seconds the past runs spent outside training steps: loading,
+    tokenizing, saving, evaluating, registering; None without history), basis (one line saying where the
+    figure comes from)}."""
     from apps.registry.models import BaseModel
     from apps.training.models import TrainingRun
 
@@ -52,30 +61,69 @@ def tokens_per_second(base_model_id: str | None, *, method: str | None = None) -
     if base_model_id:
         qs = qs.filter(base_model_id=base_model_id)
     preference = (TrainingRun.Method.DPO, TrainingRun.Method.KTO)  # each measured on its own history
-    if method in preference:
-        measured = _measured(qs.filter(method=method))
-        return measured if measured else tokens_per_second(base_model_id) * DPO_THROUGHPUT_FACTOR
-    if method == TrainingRun.Method.GRPO:  # its own history (sampling dominates)
-        measured = _measured(qs.filter(method=method))
-        return measured if measured else tokens_per_second(base_model_id) * GRPO_THROUGHPUT_FACTOR
-    qs = qs.exclude(method__in=(*preference, TrainingRun.Method.GRPO))
-    measured = _measured(qs)
-    if measured:
-        return measured
+    if method in preference or method == TrainingRun.Method.GRPO:
+        own = _history(qs.filter(method=method))
+        if own["runs"]:
+            return {**own, "measured": True,
+                    "basis": f"measured on this machine: median of the last {own['runs']} {method} run"
+                             f"{'s' if own['runs'] != 1 else ''}"}
+        factor = GRPO_THROUGHPUT_FACTOR if method == TrainingRun.Method.GRPO else DPO_THROUGHPUT_FACTOR
+        sup = throughput(base_model_id)
+        return {**sup, "tokens_per_s": sup["tokens_per_s"] * factor, "low": sup["low"] * factor,
+                "high": sup["high"] * factor,
+                "basis": f"no {method} run here yet: the supervised figure ({sup['basis']}) × {factor:.2f}"}
+    hist = _history(qs.exclude(method__in=(*preference, TrainingRun.Method.GRPO)))
+    if hist["runs"]:
+        return {**hist, "measured": True,
+                "basis": f"measured on this machine: median of the last {hist['runs']} run"
+                         f"{'s' if hist['runs'] != 1 else ''}{' on this base model' if base_model_id else ''}"}
     params = None
     if base_model_id:
         params = BaseModel.objects.filter(pk=base_model_id).values_list("parameters", flat=True).first()
-    return throughput_for_parameters(params)
+    return default_throughput(params)
+
+
+def default_throughput(params: int | None) -> dict:
+    """The stated default (no run measured here yet), scaled by parameter count, with a wide range."""
+    tps = throughput_for_parameters(params)
+    scaled = (f", scaled to {_human(params)} parameters" if params and params != _REFERENCE_PARAMS else "")
+    return {"tokens_per_s": tps, "measured": False, "runs": 0, "low": tps / 3, "high": tps * 1.5,
+            "overhead_s": None,
+            "basis": f"default, not measured here: {DEFAULT_TOKENS_PER_S:.0f} tokens/s for LoRA on a 135M model on "
+                     f"2 CPU cores{scaled}"}
+
+
+def _human(n: int) -> str:
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.1f}".rstrip("0").rstrip(".") + unit
+    return str(n)
+
+
+def _history(qs) -> dict:
+    """The last runs of `qs`: median tokens/s, its spread, and the median overhead (wall time minus the
+    stages' training seconds: loading, tokenizing, saving, the final evaluation, registering)."""
+    measured, overheads = [], []
+    rows = qs.order_by("-finished_at").values_list("summary", "started_at", "finished_at")[:_HISTORY]
+    for summary, started, finished in rows:
+        summary = summary or {}
+        value = summary.get("tokens_per_s")
+        if isinstance(value, (int, float)) and value > 0:
+            measured.append(float(value))
+        trained = sum(float(st.get("seconds") or 0) for st in (summary.get("stages") or []) if isinstance(st, dict))
+        if started and finished and trained > 0:
+            overheads.append(max(0.0, (finished - started).total_seconds() - trained))
+    if not measured:
+        return {"runs": 0, "tokens_per_s": None, "low": None, "high": None, "overhead_s": None}
+    mid = float(statistics.median(measured))
+    return {"runs": len(measured), "tokens_per_s": mid,
+            "low": min(min(measured), mid * 0.8), "high": max(max(measured), mid * 1.2),
+            "overhead_s": float(statistics.median(overheads)) if overheads else None}
 
 
 def _measured(qs) -> float | None:
     """The median tokens/s of the last runs in `qs` (None without any)."""
-    measured = []
-    for summary in qs.order_by("-finished_at").values_list("summary", flat=True)[:_HISTORY]:
-        value = (summary or {}).get("tokens_per_s")
-        if isinstance(value, (int, float)) and value > 0:
-            measured.append(float(value))
-    return float(statistics.median(measured)) if measured else None
+    return _history(qs)["tokens_per_s"]
 
 
 def version_examples(version) -> tuple[list[dict], list[dict]]:
@@ -213,22 +261,34 @@ def run_estimate(*, method: str, base_model, hyperparameters: dict, stages: list
     params = None
     if method == "scratch":  # a new model: no measured history, scale the default by its size
         params = count_parameters(hp.get("size", "nano"), int(hp.get("vocab_size", 2000)))
-        tps = throughput_for_parameters(params)
+        basis = default_throughput(params)
     elif method == "grow" and tokenizer_path:  # the grown size (the parent's folder holds its config)
         params = _grown_parameters(tokenizer_path, hp.get("target_size"))
-        tps = throughput_for_parameters(params)
+        basis = default_throughput(params)
     else:
-        tps = tokens_per_second(base_model.pk if base_model is not None else None, method=method)
+        basis = throughput(base_model.pk if base_model is not None else None, method=method)
         if base_model is not None:
             params = base_model.parameters
-    if method == "full" and params:
-        tps = tps / 3.0  # all weights get gradients and optimizer state
+    tps, low, high = basis["tokens_per_s"], basis["low"], basis["high"]
+    if method == "full" and params:  # all weights get gradients and optimizer state
+        tps, low, high = tps / 3.0, low / 3.0, high / 3.0
+        basis = {**basis, "basis": basis["basis"] + ", ÷ 3 for full fine-tuning"}
+    training_s = processed / tps if tps else None
+    overhead = basis.get("overhead_s")
     return {
         "dataset_tokens": total_tokens,
         "tokens_processed": int(processed),
         "steps": total_steps,
         "tokens_per_s": round(tps, 1),
-        "seconds": round(processed / tps, 2) if tps else None,
+        # training steps only (what tokens/s covers)
+        "seconds": round(training_s, 2) if training_s is not None else None,
+        # the whole run, a range: training at the spread of the throughput, plus the time past runs spent
+        # outside training steps (loading, tokenizing, saving, final evaluation, registering) when measured
+        "seconds_low": round(processed / high + (overhead or 0), 2) if high else None,
+        "seconds_high": round(processed / low + (overhead or 0), 2) if low else None,
+        "overhead_s": round(overhead, 1) if overhead is not None else None,
+        "throughput_measured": basis["measured"],
+        "throughput_basis": basis["basis"],
         "parameters": params,
         "examples_too_long": too_long,
         "longest_example_tokens": longest,
@@ -250,7 +310,8 @@ def dataset_estimates(*, tokens: list[int] | int, context_length: int | None, ep
         trained = int(sum(min(ctx, t) for t in tokens))
     billed = trained * epochs
     try:
-        tps, source = float(tokens_per_second(base_model_id or "smollm2-135m-instruct")), "measured on this device"
+        basis = throughput(base_model_id or "smollm2-135m-instruct")
+        tps, source = float(basis["tokens_per_s"]), basis["basis"]
     except Exception:  # no database (the validate_dataset CLI) or no table yet
         tps, source = DEFAULT_TOKENS_PER_S, "default (160 tokens/s: LoRA on a 135M model, 2 CPU cores)"
     return {

@@ -74,6 +74,7 @@ def _run_training(job: Job, *, report, should_stop, on_checkpoint) -> dict:
     max_len = int(hp["max_seq_len"])
 
     # Tokenize every stage up front: total steps are known for ETA and the curve.
+    report(0, {"kind": "phase", "phase": "tokenizing"})
     prepared = []
     for st in job.stages:
         train_ds, stats = recipe.tokenize(tokenizer, st.train, max_len=max_len)

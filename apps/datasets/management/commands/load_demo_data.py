@@ -24,9 +24,11 @@ class Command(BaseCommand):
         owner = (User.objects.filter(username="admin").first()
                  or User.objects.filter(is_superuser=True).order_by("pk").first())
         if owner is not None:  # the hub's own checkout as a sample code source (issue 10), analysed now
+            from apps.core.cli_progress import job_progress
             from apps.sources.services import demo_source_prepare
 
-            src, problem = demo_source_prepare(user=owner)
+            with job_progress(getattr(self.stderr, "_out", None)):  # the analysis's phases and counts
+                src, problem = demo_source_prepare(user=owner)
             self.stdout.write(f"Sample code source: {src.name} (source {src.pk})" if src and not problem else
                               f"No sample code source: {problem}")
         if owner is None:

@@ -102,11 +102,15 @@ class Command(BaseCommand):
                 if not opts["json"]:
                     self.stderr.write(f"Registered source {source.pk} ({source.name}).")
             services.generation_prefetch(source=source)  # the tokenizer loads while the analysis runs
-            analysis = services.analysis_start(user=user, source_id=source.pk, inline=True)
-            if analysis.status != JobStatus.SUCCEEDED:
-                self._fail(opts, f"The analysis failed: {analysis.error or analysis.status}", "analysis_failed",
-                           source_id=source.pk)
-            gen = services.generation_start(user=user, source_id=source.pk, options=options, inline=True)
+            from apps.core.cli_progress import job_progress
+
+            # a progress bar per job (analysis, then generation) on a terminal; one line per phase otherwise
+            with job_progress(getattr(self.stderr, "_out", sys.stderr), enabled=not opts["json"]):
+                analysis = services.analysis_start(user=user, source_id=source.pk, inline=True)
+                if analysis.status != JobStatus.SUCCEEDED:
+                    self._fail(opts, f"The analysis failed: {analysis.error or analysis.status}", "analysis_failed",
+                               source_id=source.pk)
+                gen = services.generation_start(user=user, source_id=source.pk, options=options, inline=True)
         except ApplicationError as exc:
             self._fail(opts, exc.message, exc.code, errors=exc.errors)
         if gen.status != JobStatus.SUCCEEDED:

@@ -1,0 +1,96 @@
+"""Progress bars for management commands that run jobs inline (issue 14: "the management commands that run
+long get progress bars too"): `job_progress(stream)` follows every job event this process emits
+(apps.core.jobs.services.EVENT_OBSERVERS) and shows one rich bar per job, described by its kind and phase,
+with current/total and the job's message. On a stream that is not a terminal (logs, CI, pipes) it prints
+one line per phase instead; `enabled=False` (e.g. --json) shows nothing.
+
+    with job_progress(self.stderr._out, enabled=not opts["json"]):
+        services.generation_start(..., inline=True)
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+
+class _Display:
+    def __init__(self, stream, *, live: bool):
+        self.stream, self.live = stream, live
+        self.tasks: dict[int, int] = {}
+        self.phases: dict[int, str] = {}
+        self.bar = None
+        self.lines: list[str] = []  # what the line mode printed (tests read it)
+        if live:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[message]}"), TimeElapsedColumn(),
+                                console=Console(file=stream), transient=False)
+            self.bar.start()
+
+    def __call__(self, event: str, payload: dict) -> None:
+        job_id = payload.get("job_id")
+        kind = _label(str(payload.get("kind") or "job"))
+        phase = str(payload.get("phase") or "")
+        progress = payload.get("progress") or {}
+        total, current = progress.get("total"), progress.get("current")
+        message = str(progress.get("message") or "")[:60]
+        description = f"{kind} · {phase}" if phase else kind
+        if not self.live:
+            if self.phases.get(job_id) != phase and phase:
+                line = f"{description}" + (f" ({message})" if message else "")
+                self.lines.append(line)
+                print(line, file=self.stream, flush=True)
+            self.phases[job_id] = phase
+            return
+        task = self.tasks.get(job_id)
+        if task is None:
+            task = self.bar.add_task(description, total=None, message="")
+            self.tasks[job_id] = task
+        numeric = isinstance(total, (int, float)) and total > 0
+        self.bar.update(task, description=description, message=message,
+                        total=float(total) if numeric else None,
+                        completed=float(current) if isinstance(current, (int, float)) else 0)
+        if payload.get("status") in ("succeeded", "failed", "cancelled"):
+            done = self.bar.tasks[task].total if numeric else 1
+            self.bar.update(task, total=done, completed=done, description=f"{kind} · {payload['status']}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextlib.contextmanager
+def job_progress(stream=None, *, enabled: bool = True, live: bool | None = None) -> Iterator[_Display | None]:
+    """Show the progress of the jobs this process runs while the block runs (see the module docstring)."""
+    if not enabled:
+        yield None
+        return
+    from apps.core.jobs.services import EVENT_OBSERVERS
+
+    stream = stream or sys.stderr
+    display = _Display(stream, live=stream.isatty() if live is None else live)
+    EVENT_OBSERVERS.append(display)
+    try:
+        yield display
+    finally:
+        EVENT_OBSERVERS.remove(display)
+        display.close()
+
+
+def _label(kind: str) -> str:
+    from apps.core.exceptions import NotFound
+    from apps.core.jobs.registry import get_kind
+
+    try:
+        return get_kind(kind).label or kind
+    except NotFound:  # an unknown kind: its name
+        return kind
