@@ -1,5 +1,6 @@
 """/api/reviews: review tasks, the queue (next / decision / skip / undo), turn edits, comments, flags,
-agreement and stats, adjudication, bulk actions, snapshot / finish, the JSONL export. Parses input, calls a
+agreement and stats, adjudication, bulk actions, snapshot / finish, the JSONL export, the edits as preference
+pairs (`preference-export`) and a DPO run on them (`dpo`). Parses input, calls a
 selector or a service (apps.review), renders; no ORM writes here. Statuses: 204 from `next` / `undo` when
 there is nothing for the caller; 202 from `finish` / `snapshot` while the version's job builds it on a worker
 (the body carries the job); 403 not assigned / not holding the item / not allowed; 409 edit conflict
@@ -15,8 +16,8 @@ from apps.review import selectors, services
 from apps.review.models import ReviewTask
 from apps.review.schemas import (
     AdjudicatedOut, AdjudicateIn, AdjudicationItemOut, AgreementOut, BulkIn, BulkOut, CommentIn, CommentOut,
-    DecisionIn, DecisionOut, FlagIn, FlagsOut, ItemOut, NextOut, ResultOut, ReviewerStatsOut, TaskIn, TaskOut,
-    TaskPatch, TurnIn, TurnOut,
+    DecisionIn, DecisionOut, FlagIn, FlagsOut, ItemOut, NextOut, PreferenceExportIn, PreferenceExportOut,
+    ResultOut, ReviewDpoIn, ReviewDpoOut, ReviewerStatsOut, TaskIn, TaskOut, TaskPatch, TurnIn, TurnOut,
 )
 
 router = Router(tags=["reviews"])
@@ -238,3 +239,25 @@ def export(request, task_id: Id):
                                  content_type="application/jsonl")
     resp["Content-Disposition"] = f'attachment; filename="review-{task.pk}-decisions.jsonl"'
     return resp
+
+
+@router.post("/{task_id}/preference-export", response=responses({201: PreferenceExportOut}, 403, 404, body=True),
+             summary="The edited assistant turns of accepted examples as a preference dataset version "
+                     "(the reviewed turn preferred, the original not)")
+def preference_export(request, task_id: Id, payload: PreferenceExportIn):
+    """One Together / OpenAI preference row per edited assistant turn (edits of the same turn by several
+    reviewers: the item's final text, as the reviewed version holds it); whitespace-only edits, examples not
+    accepted and rejected turns are left out (`skipped`). 422 `edits` when no pair comes out."""
+    e = services.review_preference_export(user=request.auth, task_id=task_id, name=payload.name)
+    return 201, {"dataset_id": e.version.dataset_id, "dataset_version_id": e.version.pk, "pairs": e.pairs,
+                 "skipped": {k: v for k, v in e.counts.items() if k != "pairs"}}
+
+
+@router.post("/{task_id}/dpo", response=responses({201: ReviewDpoOut}, 403, 404, body=True),
+             summary="Start a DPO run on the task's (last) preference export")
+def dpo(request, task_id: Id, payload: ReviewDpoIn):
+    run = services.review_dpo_start(user=request.auth, task_id=task_id, dataset_version_id=payload.dataset_version_id,
+                                    base_model=payload.base_model, parent_version_id=payload.parent_version_id,
+                                    hyperparameters=payload.hyperparameters, name=payload.name)
+    return 201, {"run_id": run.pk, "dataset_version_id": run.dataset_version_id,
+                 "parent_version_id": run.parent_version_id, "method": run.method, "status": run.status}

@@ -251,3 +251,40 @@ class ResultOut(Schema):
     error: Optional[str] = Field(None, description="why the version failed (status `failed`)")
     job: Optional[JobOut] = Field(None, description="the job building the version (kind `review.result`): "
                                                     "follow it at /api/jobs/{id}; cancel it there")
+
+
+class PreferenceExportIn(Schema):
+    name: Text = Field("", max_length=200, description="the new dataset's name (default: the task's name)")
+
+
+class PreferenceSkippedOut(Schema):
+    whitespace_only: int = Field(description="edited assistant turns that changed only whitespace")
+    not_accepted: int = Field(description="edited assistant turns of examples with no final accept (yet)")
+    rejected_turn: int = Field(description="edited assistant turns the final decision rejects")
+    tool_calls: int = Field(description="edited assistant turns with a tool call on either side")
+    no_context: int = Field(description="edited assistant turns with no turn before them")
+
+
+class PreferenceExportOut(Schema):
+    dataset_id: int
+    dataset_version_id: int
+    pairs: int = Field(description="preference pairs written: one per edited assistant turn of an accepted "
+                                   "example (the reviewed turn preferred, the original not)")
+    skipped: PreferenceSkippedOut
+
+
+class ReviewDpoIn(Schema):
+    dataset_version_id: Optional[Id] = Field(None, description="one of this task's preference exports "
+                                                               "(default: the last one)")
+    base_model: Optional[Text] = Field(None, max_length=200)
+    parent_version_id: Optional[Id] = Field(None, description="the model version to continue (an adapter)")
+    hyperparameters: Optional[JSONDict] = None
+    name: Text = Field("", max_length=200)
+
+
+class ReviewDpoOut(Schema):
+    run_id: int
+    dataset_version_id: int
+    parent_version_id: Optional[int] = None
+    method: str
+    status: str

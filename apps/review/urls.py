@@ -30,4 +30,6 @@ urlpatterns = [
     path("<id:task_id>/snapshot/", views.snapshot_view, name="snapshot"),
     path("<id:task_id>/finish/", views.finish_view, name="finish"),
     path("<id:task_id>/export/", views.export_view, name="export"),
+    path("<id:task_id>/preference-export/", views.preference_export_view, name="preference_export"),
+    path("<id:task_id>/dpo/", views.dpo_view, name="dpo"),
 ]

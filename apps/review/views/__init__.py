@@ -15,8 +15,8 @@ swapped after a turn decision or an inline edit), `preview` (the live diff of an
 `thread` and `flags`. htmx swaps 409/422 answers too (review.js), so a refused edit shows its message in
 place."""
 from apps.review.views.pages import (  # noqa: F401
-    adjudicate_view, adjudication_list_view, agreement_view, bulk_view, export_view, finish_view, snapshot_view,
-    task_detail_view, task_list_view, task_new_view,
+    adjudicate_view, adjudication_list_view, agreement_view, bulk_view, dpo_view, export_view, finish_view,
+    preference_export_view, snapshot_view, task_detail_view, task_list_view, task_new_view,
 )
 from apps.review.views.render import conversation, kappa_class, kappa_matrix, message_from_post  # noqa: F401
 from apps.review.views.screen import (  # noqa: F401

@@ -1,5 +1,6 @@
 """The review pages around the screen: task list, new task, task page (live progress, result versions,
-Finish / Snapshot, export), agreement, adjudication queue and item, bulk actions."""
+Finish / Snapshot, export, edits as preference pairs and a DPO run on them), agreement, adjudication queue and
+item, bulk actions."""
 from __future__ import annotations
 
 import re
@@ -91,7 +92,7 @@ def task_detail_view(request, task_id: int):
         s.job = job_as_dict(s.version.job, user=request.user) if s.version.status == "importing" and \
             s.version.job_id else None
     ctx = {**task_context(request, task), **live, "task_disputed": live["progress"]["disputed"],
-           "snapshots": snapshots,
+           "snapshots": snapshots, **_preference_context(request, task),
            "jobs_url": reverse("jobs:list"), "here": request.get_full_path(),
            "assignees": [a.user.username for a in task.assignments.select_related("user")]}
     return render(request, "review/detail.html", ctx)
@@ -308,3 +309,43 @@ def export_view(request, task_id: int):
                                  content_type="application/jsonl")
     resp["Content-Disposition"] = f'attachment; filename="review-{task.pk}-decisions.jsonl"'
     return resp
+
+
+# -- edits as preference pairs, a DPO run on them -------------------------------------------------------
+def _preference_context(request, task) -> dict:
+    """What the task page's "Preference pairs" part shows (its owner and admins only)."""
+    if not perms.can_manage(request.user, task):
+        return {}
+    from apps.registry import selectors as registry
+
+    return {"preference_export": services.last_preference_export(task), "base_models": registry.base_model_list()}
+
+
+@login_required
+@require_POST
+def preference_export_view(request, task_id: int):
+    task = selectors.task_get(user=request.user, task_id=task_id)
+    try:
+        e = services.review_preference_export(user=request.user, task_id=task.pk)
+    except ApplicationError as exc:
+        messages.error(request, " ".join(errors_of(exc)))
+        return redirect("review:detail", task_id=task.pk)
+    v = e.version
+    left = sum(n for k, n in e.counts.items() if k != "pairs")
+    note = f" ({left} edited turn{'s' if left != 1 else ''} left out)" if left else ""
+    messages.success(request, f"Exported {e.pairs} preference pair{'s' if e.pairs != 1 else ''} to "
+                              f"{v.dataset.name} v{v.number}{note}.")
+    return redirect(f"{reverse('review:detail', args=[task.pk])}#preference-pairs")
+
+
+@login_required
+@require_POST
+def dpo_view(request, task_id: int):
+    task = selectors.task_get(user=request.user, task_id=task_id)
+    try:
+        run = services.review_dpo_start(user=request.user, task_id=task.pk,
+                                        base_model=request.POST.get("base_model") or None)
+    except ApplicationError as exc:
+        messages.error(request, " ".join(errors_of(exc)))
+        return redirect(f"{reverse('review:detail', args=[task.pk])}#preference-pairs")
+    return redirect(reverse("training:detail", args=[run.pk]))
