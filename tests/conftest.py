@@ -97,3 +97,23 @@ def browser():
     from tests.browser import launch
 
     yield from launch()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The real stack (tests/e2e/conftest.py `start_stack`: the embedded PostgreSQL + the embedded Redis, uvicorn,
+    Dramatiq workers, the inference process), started once per test session for tests/e2e and tests/sdk alike. The
+    data dir is straight under /tmp rather than pytest's tmp_path: as root the PostgreSQL server runs as another
+    user, who must traverse the folders above its data, and each new pytest session resets /tmp/pytest-of-root to
+    0700."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests.e2e.conftest import start_stack
+
+    data_dir = Path(tempfile.mkdtemp(prefix="hub-e2e-"))
+    try:
+        yield from start_stack(data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

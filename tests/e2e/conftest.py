@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,18 +102,6 @@ def start_stack(data_dir: Path, extra_env: dict | None = None):
             running = embedded_postgres.is_running(pgdata)
             embedded_postgres.remove(pgdata)
             assert not running, f"the embedded PostgreSQL of {pgdata} still runs after the launcher stopped"
-
-
-@pytest.fixture(scope="session")
-def stack():
-    """The embedded default: the embedded PostgreSQL + the embedded Redis. The data dir is straight under
-    /tmp rather than pytest's tmp_path: as root the PostgreSQL server runs as another user, who must
-    traverse the folders above its data, and each new pytest session resets /tmp/pytest-of-root to 0700."""
-    data_dir = Path(tempfile.mkdtemp(prefix="hub-e2e-"))
-    try:
-        yield from start_stack(data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def chat_jsonl(n: int = 40) -> bytes:

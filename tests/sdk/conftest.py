@@ -1,26 +1,15 @@
 """The real stack for the SDK, CLI and notebook tests: tests/e2e's launcher stack (embedded PostgreSQL and Redis,
-uvicorn, Dramatiq workers, the inference process, a tiny base model `tiny`, an admin's API key), started once for
-tests/sdk. `cli(...)` runs the `hub` command in-process (typer's CliRunner: stdin is not a terminal) against it,
-with its own config folder, so nothing reads or writes the developer's ~/.config."""
+uvicorn, Dramatiq workers, the inference process, a tiny base model `tiny`, an admin's API key), started once per
+test session (`stack` in tests/conftest.py, shared with tests/e2e). `cli(...)` runs the `hub` command in-process
+(typer's CliRunner: stdin is not a terminal) against it, with its own config folder, so nothing reads or writes the
+developer's ~/.config."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import chat_jsonl, start_stack
-
-
-@pytest.fixture(scope="session")
-def stack():
-    data_dir = Path(tempfile.mkdtemp(prefix="hub-sdk-"))  # under /tmp: see tests/e2e/conftest.py's `stack`
-    try:
-        yield from start_stack(data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+from tests.e2e.conftest import chat_jsonl
 
 
 @pytest.fixture(scope="session")

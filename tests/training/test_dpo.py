@@ -182,3 +182,30 @@ def test_cancel_stops_a_dpo_run_and_keeps_its_checkpoint(member, tiny_base_model
     assert run.status == "cancelled" and 3 <= run.summary["stopped_at"] < 40
     assert run.checkpoints.filter(deleted=False, step=run.summary["stopped_at"]).exists()
     assert not ModelVersion.objects.filter(run=run).exists()
+
+
+def test_dpo_with_full_weights_trains_every_weight_and_registers_a_full_version(member, tiny_base_model, tmp_path,
+                                                                                 settings):
+    from apps.registry.models import ModelVersion
+    from workers.training import train_run
+
+    prefs = _import_pairs(member, tmp_path)
+    run = services.run_create(user=member, dataset_version_id=prefs.pk, method="dpo", base_model="tiny",
+                              hyperparameters={**FAST, "max_steps": 6, "learning_rate": 1e-3, "full_weights": True})
+    train_run.fn(run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    points = [p.values for p in MetricPoint.objects.filter(run=run, kind="train").order_by("step")]
+    assert points[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-3)  # the reference: the starting weights
+    assert points[-1]["rewards/margins"] > points[0]["rewards/margins"]
+    version = ModelVersion.objects.get(run=run)
+    folder = settings.ARTIFACT_ROOT / version.artifact_path
+    assert version.kind == "full" and (folder / "model.safetensors").exists()
+    assert not (folder / "adapter_model.safetensors").exists()
+    # a full-weights version continues with full_weights on, and only so
+    with pytest.raises(ValidationFailed) as exc:
+        services.run_create(user=member, dataset_version_id=prefs.pk, method="kto", parent_version_id=version.pk)
+    assert "full_weights on" in _fields(exc)["method"]
+    again = services.run_create(user=member, dataset_version_id=prefs.pk, method="kto", parent_version_id=version.pk,
+                                hyperparameters={"full_weights": True, "max_steps": 2}, dry_run=True)
+    assert again["hyperparameters"]["full_weights"] is True

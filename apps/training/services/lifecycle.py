@@ -48,7 +48,7 @@ def _reward_keys(values: dict) -> list[str]:
 def run_is_adapter(run: TrainingRun) -> bool:
     """Whether a run's result is a LoRA adapter on its base model (else full weights); GRPO: unless it trained
     full weights."""
-    if run.method == TrainingRun.Method.GRPO:
+    if run.method in (TrainingRun.Method.GRPO, TrainingRun.Method.DPO, TrainingRun.Method.KTO):
         return not (run.hyperparameters or {}).get("full_weights")
     return run.method in ADAPTER_METHODS
 

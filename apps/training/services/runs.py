@@ -102,13 +102,11 @@ def run_create(*, user, dataset_version_id: int | None = None, dataset_id: int |
                 _add(errors, "parent_version_id", problem)
         elif method == "scratch":
             _add(errors, "method", "Continued training uses method lora or full, not scratch.")
-        elif method == "grpo" and (parent.kind == ModelVersion.Kind.FULL) != parse_bool(hp_in.get("full_weights")):
-            _add(errors, "method", "GRPO continues an adapter version with its adapter, and a full-weights version "
-                                   "with full_weights on.")
-        elif parent.kind == ModelVersion.Kind.FULL and method in ("dpo", "kto"):
-            _add(errors, "method", f"{method.upper()} trains a LoRA adapter on a base model: continue an adapter "
-                                   "version (or start from a base model), not a full-weights version.")
-        elif parent.kind == ModelVersion.Kind.FULL and method not in ("full", "grpo"):
+        elif method in ("grpo", "dpo", "kto") and (
+                (parent.kind == ModelVersion.Kind.FULL) != parse_bool(hp_in.get("full_weights"))):
+            _add(errors, "method", f"{method.upper()} continues an adapter version with its adapter, and a "
+                                   "full-weights version with full_weights on.")
+        elif parent.kind == ModelVersion.Kind.FULL and method not in ("full", "grpo", "dpo", "kto"):
             _add(errors, "method", "A full-weights version is continued with method full.")
         elif parent.kind == ModelVersion.Kind.ADAPTER and method not in ("lora", "dpo", "kto", "grpo"):
             _add(errors, "method", "An adapter version is continued with method lora (or trained on preference "

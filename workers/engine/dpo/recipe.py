@@ -57,6 +57,8 @@ class DPORecipe(Recipe):
         return tokenize_pairs(tokenizer, examples, max_len=max_len)
 
     def model(self, job, stage_index: int, start_from: str | None):
+        if job.hp.get("full_weights"):  # every weight trained; TRL loads the reference from the same folder
+            return load_causal_lm(start_from or job.base_model_path, trainable_base=True)
         model = load_causal_lm(job.base_model_path)
         adapter = start_from or job.adapter_path
         if adapter:
@@ -73,7 +75,8 @@ class DPORecipe(Recipe):
             **args, beta=float(hp["beta"]), loss_type=[str(hp["loss_type"])], max_length=int(hp["max_seq_len"]),
             truncation_mode="keep_start", pad_to_multiple_of=8 if on_cuda else None,
             gradient_checkpointing=bool(hp.get("gradient_checkpointing")))
-        peft_config = None if hasattr(model, "peft_config") else lora_config({**hp, "lora_dropout": 0.0})
+        peft_config = (None if hasattr(model, "peft_config") or hp.get("full_weights")
+                       else lora_config({**hp, "lora_dropout": 0.0}))
         return _trainer_class()(model=model, args=config, train_dataset=train_ds, eval_dataset=val_ds,
                                 processing_class=tokenizer, callbacks=[callback], peft_config=peft_config)
 

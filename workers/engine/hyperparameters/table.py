@@ -155,9 +155,10 @@ TABLE: tuple[Hyperparameter, ...] = (
         "Temperature of the sampled answers: higher explores more.", "rewards",
         default=1.0, methods=("grpo",), bounds=Bounds(0, 10, min_exclusive=True)),
     Hyperparameter(
-        "full_weights", "bool", "Full weights (GRPO)",
-        "Train every weight instead of a LoRA adapter (the LoRA settings are then not used).", "rewards",
-        default=False, methods=("grpo",)),
+        "full_weights", "bool", "Full weights",
+        "Train every weight instead of a LoRA adapter (the LoRA settings are then not used; DPO and KTO keep a "
+        "frozen copy of the starting model as their reference).", "lora",
+        default=False, methods=("grpo", "dpo", "kto")),
     # -- from scratch
     Hyperparameter(
         "size", "choice", "Model size", "Named size of the new model (see the table of sizes).", "scratch",

@@ -67,7 +67,8 @@ class KTORecipe(DPORecipe):
             desirable_weight=float(hp["desirable_weight"]), undesirable_weight=float(hp["undesirable_weight"]),
             max_length=int(hp["max_seq_len"]),
             pad_to_multiple_of=8 if on_cuda else None, gradient_checkpointing=bool(hp.get("gradient_checkpointing")))
-        peft_config = None if hasattr(model, "peft_config") else lora_config({**hp, "lora_dropout": 0.0})
+        peft_config = (None if hasattr(model, "peft_config") or hp.get("full_weights")
+                       else lora_config({**hp, "lora_dropout": 0.0}))
         return _trainer_class()(model=model, args=config, train_dataset=train_ds, eval_dataset=val_ds,
                                 processing_class=tokenizer, callbacks=[callback], peft_config=peft_config)
 
