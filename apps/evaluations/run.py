@@ -89,14 +89,10 @@ def _for_scoring(task: dict, schemas: dict) -> dict:
 class _Job:
     def __init__(self, job_id: int):
         self.job_id = job_id
-        self._checked = 0.0
+        self._stop_checker = job_services.job_stop_checker(job_id=job_id)
 
     def should_stop(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked < 0.5:
-            return False
-        self._checked = now
-        return job_services.job_should_stop(job_id=self.job_id)
+        return self._stop_checker()
 
     def phase(self, name: str) -> None:
         job_services.job_set_phase(job_id=self.job_id, phase=name)

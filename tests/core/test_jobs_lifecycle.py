@@ -211,6 +211,22 @@ def test_cancel_in_every_phase(member, make_user, admin_user):
     assert services.job_finish(job_id=running.pk, status="cancelled") is True
 
 
+def test_stop_checker_asks_the_database_at_most_every_interval_and_keeps_a_stop(member, admin_user,
+                                                                               django_assert_num_queries):
+    running = _job(member)
+    services.job_claim(job_id=running.pk, holder="me:1")
+    should_stop = services.job_stop_checker(job_id=running.pk, every_s=3600)
+    with django_assert_num_queries(1):
+        assert should_stop() is False  # the first call asks
+        assert should_stop() is False  # within the interval: not asked again
+    services.job_request_cancel(user=admin_user, job_id=running.pk)
+    with django_assert_num_queries(0):
+        assert should_stop() is False  # the cancel is seen at the next interval, not before
+    eager = services.job_stop_checker(job_id=running.pk, every_s=0)
+    with django_assert_num_queries(1):
+        assert eager() is True and eager() is True  # once seen, a stop stays seen without asking again
+
+
 # -- finish / retry --------------------------------------------------------------------------------
 def test_finish_exactly_once_with_one_payload_shape(member, django_capture_on_commit_callbacks):
     job = _job(member)

@@ -237,6 +237,22 @@ def job_should_stop(*, job_id: int) -> bool:
     return row is None or bool(row[0]) or row[1] in Job.FINISHED
 
 
+def job_stop_checker(*, job_id: int, every_s: float = 0.5) -> Callable[[], bool]:
+    """`job_should_stop` for a loop that asks per item: the database is asked at most every `every_s` seconds,
+    and a stop, once seen, stays seen."""
+    state = {"at": None, "stop": False}
+
+    def should_stop() -> bool:
+        if not state["stop"]:
+            now = time.monotonic()
+            if state["at"] is None or now - state["at"] >= every_s:
+                state["at"] = now
+                state["stop"] = job_should_stop(job_id=job_id)
+        return state["stop"]
+
+    return should_stop
+
+
 def job_request_cancel(*, user, job_id: int, as_system: bool = False) -> Job:
     """Ask a job to stop, in any phase. A job nothing works on yet is cancelled at once; otherwise its
     worker sees job_should_stop() and finishes it cancelled. Then the kind's after_cancel_requested
