@@ -12,7 +12,11 @@
   const input = () => document.getElementById("cmdk-input");
 
   function typing(el) {
-    return el instanceof HTMLElement && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+    if (!(el instanceof HTMLElement) || !(el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName))) {
+      return false;
+    }
+    const d = el.closest("dialog");  // focus left on a field of a dialog just closed: nobody types there
+    return !d || d.open;
   }
 
   function openBar() {
