@@ -8,6 +8,9 @@ PIP    := $(PY) -m pip
 # torch goes in first and on its own, so nothing later pulls a different (CUDA) build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# The suite on every core (pytest-xdist); tests/conftest.py keeps a module's tests, and all the real-stack tests,
+# on one worker. XDIST= runs it in one process.
+XDIST ?= -n auto --dist loadgroup
 
 .DEFAULT_GOAL := help
 .PHONY: help setup deps migrate base-model static run test test-fast test-setup browser bench vendor clean
@@ -77,10 +80,10 @@ CODEX_VERSION ?= 0.171.0
 export HUB_NPM_CLI_DIR := $(abspath $(NPM_CLI_DIR))
 
 test: test-setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not e2e and not browser" $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/run_all.py

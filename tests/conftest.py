@@ -15,6 +15,15 @@ def pytest_report_header(config):
     return f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """How `pytest -n N --dist loadgroup` (pytest-xdist; `make test` passes it) shares the tests out: every test
+    that uses the real stack runs on one worker (one stack per suite, as without xdist), and every other test
+    stays with the rest of its module (module-scoped fixtures such as the browser start once)."""
+    for item in items:
+        group = "stack" if "stack" in getattr(item, "fixturenames", ()) else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def _artifact_root(tmp_path, settings):
     """Every test gets its own artifact root, so files never leak between tests."""
@@ -117,3 +126,16 @@ def stack():
         yield from start_stack(data_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The real-client tests skip when npm or the CLIs are missing: say so at the end of every run, not only
+    with -rs."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "real-client test" in str(r.longrepr)]
+    if skipped:
+        reasons = dict.fromkeys((r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr))
+                                .removeprefix("Skipped: ") for r in skipped)
+        terminalreporter.write_sep("-", f"{len(skipped)} real-client test(s) skipped (Claude Code, Codex CLI)",
+                                   yellow=True)
+        for reason in reasons:
+            terminalreporter.write_line(reason)

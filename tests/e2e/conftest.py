@@ -41,12 +41,29 @@ class Stack:
         return self.log_path.read_text(errors="replace")[-8000:]
 
 
-def _manage(env, *args) -> str:
-    out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+# What `make run` does before the launcher (migrate, ensure_admin, prepare_base_model, an API key), in one Python
+# process rather than four `manage.py` runs: each would import Django and torch and start (and stop) the
+# embedded PostgreSQL again.
+_PREPARE = r"""
+import io, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", interactive=False, verbosity=0)
+call_command("ensure_admin")
+call_command("prepare_base_model", "--id", "tiny", "--path", sys.argv[1])
+out = io.StringIO()
+call_command("create_api_key", "admin", stdout=out)
+print("API_KEY=" + out.getvalue().strip())
+"""
+
+
+def _prepare(env, tiny: Path) -> str:
+    out = subprocess.run([sys.executable, "-c", _PREPARE, str(tiny)], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=300)
     if out.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout
+        raise RuntimeError(f"preparing the data dir failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout.rsplit("API_KEY=", 1)[1].strip()
 
 
 def start_stack(data_dir: Path, extra_env: dict | None = None):
@@ -63,10 +80,7 @@ def start_stack(data_dir: Path, extra_env: dict | None = None):
                DJANGO_SETTINGS_MODULE="training_hub.settings", PYTHONUNBUFFERED="1",
                # a deploy would otherwise start a llama.cpp compile on a machine with none (tests may turn it on)
                **{"HUB_SERVING_GGUF": "off", **(extra_env or {})})
-    _manage(env, "migrate", "--noinput", "-v", "0")
-    _manage(env, "ensure_admin")
-    _manage(env, "prepare_base_model", "--id", "tiny", "--path", str(tiny))
-    api_key = _manage(env, "create_api_key", "admin").strip()
+    api_key = _prepare(env, tiny)
     password = (data_dir / "admin_password").read_text().strip()
     log_path = data_dir / "stack.log"
     log = open(log_path, "w")

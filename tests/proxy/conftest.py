@@ -142,14 +142,5 @@ def claude_sdk(hub_server, api_key):
 
 
 # --- the real CLIs (tests/proxy/test_real_clients.py) ----------------------------------------------
-def pytest_terminal_summary(terminalreporter):
-    """The real-client tests skip when npm or the CLIs are missing: say so at the end of every run, not only
-    with -rs."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "real-client test" in str(r.longrepr)]
-    if skipped:
-        reasons = dict.fromkeys((r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr))
-                                .removeprefix("Skipped: ") for r in skipped)
-        terminalreporter.write_sep("-", f"{len(skipped)} real-client test(s) skipped (Claude Code, Codex CLI)",
-                                   yellow=True)
-        for reason in reasons:
-            terminalreporter.write_line(reason)
+# (the end-of-run note on skipped real-client tests is in tests/conftest.py: under xdist only the root conftest
+# speaks at the end)

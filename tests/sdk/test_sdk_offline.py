@@ -166,7 +166,7 @@ def cli(isolated, monkeypatch):
     def make(routes: dict):
         fake = FakeHub(routes)
         monkeypatch.setattr(settings, "transport", httpx.MockTransport(fake))
-        runner = CliRunner(env={"HUB_URL": URL, "HUB_API_KEY": "th_k"})
+        runner = CliRunner(env={"HUB_URL": URL, "HUB_API_KEY": "th_k", "COLUMNS": "200"})  # rich wraps at the width
 
         def invoke(*args, input=None):
             result = runner.invoke(app, list(args), input=input)
