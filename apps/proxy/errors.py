@@ -11,7 +11,27 @@ from __future__ import annotations
 
 import json
 
+import orjson
 from django.http import HttpResponse
+
+
+def loads(raw: bytes | str):
+    """JSON text to Python: orjson (several times faster than the json module on the hot path), and the json
+    module for what orjson refuses but the json module reads (integers past 64 bits, NaN, lone surrogates), so
+    the hub accepts exactly what it accepted before. Raises ValueError (or UnicodeDecodeError) as json.loads."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def dumps(obj) -> bytes:
+    """Python to compact UTF-8 JSON bytes: orjson, or the json module (ASCII-escaped) for what orjson cannot
+    write (integers past 64 bits, non-string keys, lone surrogates)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 _OPENAI_TYPE = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
                 404: "invalid_request_error", 408: "timeout", 409: "invalid_request_error",
@@ -80,7 +100,7 @@ def anthropic_error_event(err: dict) -> dict:
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    resp = HttpResponse(json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
+    resp = HttpResponse(dumps(body), status=status, content_type="application/json")
     for k, v in (headers or {}).items():
         resp[k] = v
     return resp

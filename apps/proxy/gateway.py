@@ -52,7 +52,7 @@ from apps.core import invalidation
 from apps.experiments import assign
 from apps.proxy import breaker, fallback, limits, native, selectors, services, upstream
 from apps.proxy.coalesce import coalesce
-from apps.proxy.errors import ProxyError, anthropic_error_response, json_response, openai_error_response
+from apps.proxy.errors import ProxyError, anthropic_error_response, json_response, loads, openai_error_response
 from apps.proxy.routing import Plan, Route
 from apps.proxy.fallback import context_error, upstream_chat_body
 from apps.proxy.upstream import UpstreamStreamError
@@ -229,7 +229,7 @@ def parse_json(request) -> dict:
     except (RequestDataTooBig, RawPostDataException):
         raise ProxyError(413, "The request body is too large.", code="request_too_large")
     try:
-        body = json.loads(raw or b"null")
+        body = loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):
         raise ProxyError(400, "We could not parse the JSON body of your request.", code="invalid_json")
     if not isinstance(body, dict):

@@ -54,6 +54,60 @@ def test_a_disallowed_host_gets_the_policy_without_echoing_the_host(client, sett
     assert "evil" not in header and _directives(header)["connect-src"] == ["'self'"]
 
 
+def _uncached(request, response) -> str:
+    """What django-csp itself builds for this request and response (no cache)."""
+    from csp.utils import build_policy
+    from dataclasses import asdict
+
+    from apps.core.csp import CSPMiddleware
+
+    return build_policy(**asdict(CSPMiddleware(lambda r: response).get_policy_parts(request=request, response=response)))
+
+
+def test_cached_policies_equal_django_csps_and_follow_the_host_and_the_settings(rf, settings):
+    from django.http import HttpResponse
+
+    from apps.core import csp
+
+    settings.ALLOWED_HOSTS = ["a.example", "b.example"]
+    csp._POLICIES.clear()
+    mw = csp.CSPMiddleware(lambda r: HttpResponse())
+    for host in ("a.example", "b.example", "a.example"):
+        request = rf.get("/v1/models", HTTP_HOST=host)
+        response = mw.process_response(request, HttpResponse())
+        assert response["Content-Security-Policy"] == _uncached(request, HttpResponse())
+        assert f"ws://{host}" in response["Content-Security-Policy"]
+    assert set(csp._POLICIES) == {"a.example", "b.example"}
+
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}  # a setting change: rebuilt
+    assert not csp._POLICIES
+    response = mw.process_response(rf.get("/", HTTP_HOST="a.example"), HttpResponse())
+    assert response["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_a_response_with_its_own_policy_or_a_nonce_is_not_cached(rf, settings):
+    from django.http import HttpResponse
+
+    from apps.core import csp
+
+    settings.ALLOWED_HOSTS = ["a.example"]
+    mw = csp.CSPMiddleware(lambda r: HttpResponse())
+    csp._POLICIES.clear()
+    updated = HttpResponse()
+    updated._csp_update = {"img-src": ["https://img.example"]}  # what @csp_update sets
+    header = mw.process_response(rf.get("/", HTTP_HOST="a.example"), updated)["Content-Security-Policy"]
+    assert "https://img.example" in header and not csp._POLICIES
+    plain = mw.process_response(rf.get("/", HTTP_HOST="a.example"), HttpResponse())["Content-Security-Policy"]
+    assert "https://img.example" not in plain
+
+    csp._POLICIES["a.example"] = ("default-src 'none'", "")  # a cached value the next request must not use
+    request = rf.get("/", HTTP_HOST="a.example")
+    mw.process_request(request)
+    str(request.csp_nonce)  # a template asked for a nonce: django-csp builds this response's header itself
+    header = mw.process_response(request, HttpResponse())["Content-Security-Policy"]
+    assert header == _uncached(request, HttpResponse()) and "default-src 'self'" in header
+
+
 _TAG = re.compile(r"<([a-zA-Z][\w-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.S)
 _HANDLER = re.compile(r"(?:^|\s)(on[a-z]+|hx-on[\w:.-]*)\s*=", re.I)
 _STYLE_ATTR = re.compile(r"(?:^|\s)style\s*=", re.I)
