@@ -103,7 +103,7 @@ def experiment_create(*, actor, alias: str, arms: list[dict], sticky_by: str = "
                              for i, (vid, w) in enumerate(clean)])
     event_record(experiment=exp, kind=RolloutEvent.Kind.STARTED, actor=actor,
                  message="Split " + ", ".join(f"{ARM_NAMES[i]} mv-{v} {w}" for i, (v, w) in enumerate(clean))
-                 + f"; sticky by {sticky_by}.")
+                 + f"; sticky by {'API key' if sticky_by == Experiment.StickyBy.API_KEY else sticky_by}.")
     invalidation.publish_on_commit(invalidation.ROUTES)
     return exp
 

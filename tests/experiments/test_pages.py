@@ -80,7 +80,7 @@ def test_detail_with_data_and_actions(client, admin_user, member, setup):
     assert "<svg" in page and 'id="experiment-series"' in page and "Requests per arm" in page
     assert "25.0 %" in page and "0.0 %" in page  # error rates per arm
     assert "base &lt;script&gt;" in page and "<script>" not in page.split("</h1>")[0]
-    assert "Arm B beats A" in page
+    assert "Arm B beats A on error rate: difference −25.00 pts" in page  # in the arms table's unit, not −0.25
     assert client.get("/experiments/999999/").status_code == 404
     client.force_login(admin_user)
     r = client.post(f"/experiments/{exp.pk}/action", {"action": "promote", "arm": "B", "reason": "fewer errors"})
