@@ -217,6 +217,24 @@ def _source(user, p: dict, out: Result):
     return None
 
 
+def _generate_query(options: dict) -> str:
+    """The parsed options as the generate page's query string (its form's field names; only what was said)."""
+    query: list[tuple[str, object]] = []
+    for key in ("max_examples", "seed"):
+        if key in options:
+            query.append((key, options[key]))
+    for key in ("include_tests", "include_config", "exclude_complex", "run_tests"):
+        if key in options:
+            query.append((key, "true" if options[key] else "false"))
+    query += [("generators", g) for g in options.get("generators") or []]
+    teacher = options.get("teacher") or {}
+    if teacher.get("endpoint"):
+        query += [("teacher", teacher["endpoint"]), ("teacher_model", teacher.get("model") or "")]
+        if teacher.get("temperature") is not None:
+            query.append(("temperature", fmt(teacher["temperature"])))
+    return "?" + urlencode(query) if query else ""
+
+
 def generate(user, p: dict, out: Result) -> None:
     from apps.sources.services.options import parse_options
 
@@ -240,7 +258,7 @@ def generate(user, p: dict, out: Result) -> None:
     if source is not None:
         out.params["source"] = source.name
         out.params["source_id"] = source.pk
-        out.form_url = f"/sources/{source.pk}/generate/"
+        out.form_url = f"/sources/{source.pk}/generate/" + _generate_query(options)
     if source is None:
         out.summary = f"Generate {', '.join(parts)}; the source is still missing."
     else:

@@ -4,6 +4,8 @@ are admins' actions (apps.registry.services.alias_deploy / alias_rollback, apps.
 check it again); a member gets the plan with `allowed: false`. Reads only. See apps.commands.services."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from apps.commands.actions import _is_admin, _join
 from apps.commands.services import Result, closest, fmt, replace_word
 from apps.core.exceptions import ApplicationError
@@ -77,7 +79,9 @@ def deploy(user, p: dict, out: Result) -> None:
     current = Alias.objects.select_related("model_version").filter(name=alias).first() if alias else None
     if v is not None:
         out.params.update({"version_id": v.pk, "version": v.name, "run_id": v.run_id, "final_loss": v.final_loss})
-        out.form_url = f"/models/{v.pk}/"
+        said = {**p, "canary": "true" if p.get("canary") else None}  # the deploy form's fields, only those said
+        query = {k: said[k] for k in ("alias", "canary", "canary_percent", "reason") if said.get(k)}
+        out.form_url = f"/models/{v.pk}/" + ("?" + urlencode(query) if query else "")
     if alias:
         out.params.update({"alias": alias, "current_version_id": current.model_version_id if current else None})
     if p.get("canary_percent"):

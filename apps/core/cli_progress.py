@@ -6,6 +6,9 @@ one line per phase instead; `enabled=False` (e.g. --json) shows nothing.
 
     with job_progress(self.stderr._out, enabled=not opts["json"]):
         services.generation_start(..., inline=True)
+
+Commands whose work is no job (prepare_base_model) use `step_progress(stream, title, total=N)`: the same
+rich bar over N named steps (`steps.step("loading")` starts the next one), a line per step off a terminal.
 """
 from __future__ import annotations
 
@@ -84,6 +87,69 @@ def job_progress(stream=None, *, enabled: bool = True, live: bool | None = None)
     finally:
         EVENT_OBSERVERS.remove(display)
         display.close()
+
+
+class _Steps:
+    """A bar over a known number of named steps (see step_progress)."""
+
+    def __init__(self, stream, title: str, total: int, *, live: bool):
+        self.stream, self.title, self.total, self.live = stream, title, total, live
+        self.done = -1  # steps finished; -1 until the first one starts
+        self.current = ""
+        self.lines: list[str] = []
+        self.bar = self.task = None
+        if live:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(file=stream), transient=False)
+            self.task = self.bar.add_task(title, total=total)
+            self.bar.start()
+
+    def step(self, description: str) -> None:
+        """The previous step is done; `description` runs now."""
+        self.done = min(self.done + 1, self.total)
+        self.current = description
+        text = f"{self.title} · {description}"
+        if self.bar is not None:
+            self.bar.update(self.task, description=text, completed=self.done)
+        else:
+            line = f"{text} ({self.done + 1}/{self.total})"
+            self.lines.append(line)
+            print(line, file=self.stream, flush=True)
+
+    def close(self, *, ok: bool) -> None:
+        if self.bar is None:
+            return
+        if ok:
+            self.bar.update(self.task, description=f"{self.title} · done", completed=self.total)
+        else:  # the error itself is the command's to say
+            self.bar.update(self.task, description=f"{self.title} · failed while {self.current or 'starting'}")
+        self.bar.stop()
+
+
+@contextlib.contextmanager
+def step_progress(stream=None, title: str = "", *, total: int, enabled: bool = True,
+                  live: bool | None = None) -> Iterator[_Steps | None]:
+    """A progress display over `total` named steps while the block runs (see the module docstring)."""
+    if not enabled:
+        yield None
+        return
+    stream = stream or sys.stderr
+    steps = _Steps(stream, title, total, live=stream.isatty() if live is None else live)
+    ok = False
+    try:
+        yield steps
+        ok = True
+    finally:
+        steps.close(ok=ok)
 
 
 def _label(kind: str) -> str:

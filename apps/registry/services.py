@@ -27,17 +27,28 @@ def model_version_dir(version_id: int) -> Path:
     return settings.ARTIFACT_ROOT / "models" / f"mv-{version_id}"
 
 
-def base_model_prepare_default() -> BaseModel:
-    """Convert the packaged SmolLM2 GGUF once (into HUB_MODEL_CACHE) and register it."""
+def base_model_prepare_default(*, on_step=None) -> BaseModel:
+    """Convert the packaged SmolLM2 GGUF once (into HUB_MODEL_CACHE) and register it. `on_step(text)` is told
+    each of the PREPARE_STEPS as it starts (manage.py prepare_base_model draws its progress bar from it)."""
+    step = on_step or (lambda _text: None)
     folder = settings.HUB_MODEL_CACHE / engine_base_models.DEFAULT_BASE_MODEL_ID
-    info = engine_base_models.prepare_from_gguf(
-        engine_base_models.smollm2_gguf_path(), folder, display_name=engine_base_models.DEFAULT_BASE_MODEL_NAME
-    )
+    step("locating the packaged GGUF")
+    gguf = engine_base_models.smollm2_gguf_path()
+    step("already converted (cached)" if engine_base_models.is_prepared(folder) else
+         f"loading {gguf.name} and saving safetensors")
+    info = engine_base_models.prepare_from_gguf(gguf, folder, display_name=engine_base_models.DEFAULT_BASE_MODEL_NAME)
+    step("registering")
     return _base_model_upsert(engine_base_models.DEFAULT_BASE_MODEL_ID, folder, info, is_default=True)
 
 
-def base_model_register(*, actor=None, model_id: str, path: str | Path, name: str | None = None) -> BaseModel:
-    """Register any local Hugging Face model folder as a base model (admins only when an actor is given)."""
+PREPARE_STEPS = 3  # base_model_prepare_default's steps, and base_model_register's
+
+
+def base_model_register(*, actor=None, model_id: str, path: str | Path, name: str | None = None,
+                        on_step=None) -> BaseModel:
+    """Register any local Hugging Face model folder as a base model (admins only when an actor is given).
+    `on_step(text)`: as base_model_prepare_default."""
+    step = on_step or (lambda _text: None)
     if actor is not None:
         require_admin(actor)
     from django.utils.text import slugify
@@ -45,6 +56,7 @@ def base_model_register(*, actor=None, model_id: str, path: str | Path, name: st
     slug = slugify(model_id or "")
     if not slug or slug != model_id:
         raise ValidationFailed("Use a slug: lower-case letters, digits and dashes.", field="id")
+    step("checking the folder")
     try:  # the service checks its own input: a NUL byte or an over-long name is a field error, not a 500
         if "\x00" in str(path):
             raise ValueError("a path cannot contain a NUL byte")
@@ -54,12 +66,14 @@ def base_model_register(*, actor=None, model_id: str, path: str | Path, name: st
         raise ValidationFailed(f"Not a usable path: {exc}", field="path") from exc
     if not is_dir:
         raise ValidationFailed(f"{folder} is not a folder on this machine.", field="path")
+    step("reading its config and tokenizer")
     try:
         info = engine_base_models.describe_hf_folder(folder)
     except Exception as exc:
         raise ValidationFailed(f"Not a loadable Hugging Face model folder: {exc}", field="path") from exc
     if name:
         info["name"] = name
+    step("registering")
     return _base_model_upsert(slug, folder, info, is_default=False)
 
 

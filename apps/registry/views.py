@@ -80,13 +80,41 @@ def _detail(request, version_id: int, form: DeployForm, status: int = 200, confi
         "version": version, "lineage": selectors.model_version_lineage(version), "form": form,
         "aliases": [a for a in aliases if a["alias"].model_version_id == version.pk],
         "history": selectors.deployment_history(version_id=version.pk), "confirm": confirm,
-        "canary_open": bool(form.is_bound and form.data.get("canary")),
+        "canary_open": bool(form.data.get("canary") if form.is_bound else form.initial.get("canary")),
     }, partial="deploy" if ((status != 200 and export_form is None) or confirm) else None, status=status)
+
+
+_PREFILL = ("alias", "reason", "canary", *DeployForm.CANARY_FIELDS)
+
+
+def _deploy_initial(query) -> dict:
+    """The deploy form's values a link names (the command bar's form_url: `?alias=staging&canary=true&
+    canary_percent=10&reason=...`), each checked by its form field; a value the field refuses is left out,
+    never an error. Nothing moves on GET: the deploy is still posted and confirmed."""
+    from django import forms
+    from django.core.exceptions import ValidationError
+
+    fields = DeployForm().fields
+    out: dict = {}
+    for key in _PREFILL:
+        raw = (query.get(key) or "").strip()
+        if not raw:
+            continue
+        field = fields[key]
+        if isinstance(field, forms.BooleanField):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                out[key] = True
+            continue
+        try:
+            out[key] = field.clean(raw)
+        except ValidationError:
+            continue
+    return out
 
 
 @login_required
 def model_detail(request, version_id: int):
-    return _detail(request, version_id, DeployForm())
+    return _detail(request, version_id, DeployForm(initial=_deploy_initial(request.GET)))
 
 
 def _confirmation(form: DeployForm, version_id: int) -> dict:

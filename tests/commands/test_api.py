@@ -231,7 +231,7 @@ def test_generate_resolves_the_source(member):
     out = parse(_client(member), "Generate training data for ElizaOS with max 1000 scenarios")
     assert out["api"] == {"method": "POST", "path": f"/api/sources/{src.pk}/generations",
                           "body": {"max_examples": 1000}}
-    assert out["form_url"] == f"/sources/{src.pk}/generate/"
+    assert out["form_url"] == f"/sources/{src.pk}/generate/?max_examples=1000"  # the form, prefilled
     out = parse(_client(member), "Generate training data with max 500 scenarios")  # the only source
     assert out["api"]["body"] == {"max_examples": 500} and out["notes"] == ["Using your only source, ElizaOS."]
     bad = parse(_client(member), "generate from elizza with max 0 scenarios")
