@@ -418,7 +418,7 @@ async def _peek(lines: AsyncIterator[str], *, native: bool) -> tuple[list[str], 
         if data == "[DONE]":
             return buffered, it
         try:
-            obj = json.loads(data)
+            obj = loads(data)
         except ValueError:
             raise UpstreamStreamError("The model server sent a malformed stream event.",
                                       {"message": "The model server sent a malformed stream event.",
