@@ -33,3 +33,13 @@ def test_filters_in_a_template_escape_and_never_show_reprs():
     out = t.render(Context({"a": None, "b": ["<x>", "y"], "c": 1_000_000, "d": False}))
     assert out == "—|&lt;x&gt;, y|1,000,000|no"
     assert "None" not in out and "[" not in out
+
+
+def test_target_names_a_version_by_its_page_and_a_provider_by_its_model():
+    from apps.core.templatetags.hub_format import target
+
+    assert target("version:12") == '<a href="/models/12/">mv-12</a>'
+    assert target("provider:openrouter/qwen-2.5-7b") == "openrouter · qwen-2.5-7b"
+    assert target("provider:<b>/x&y") == "&lt;b&gt; · x&amp;y"  # escaped
+    assert target("") == "—" and target(None) == "—"
+    assert target("version:1e3") == "version:1e3"  # not an id: shown as it is (and escaped by the template)

@@ -145,7 +145,7 @@ def test_viewer_escapes_content_and_shows_tools_and_pretty_json(client, log_requ
     assert "Find &lt;b&gt;things&lt;/b&gt;" in body
     assert '&quot;role&quot;: &quot;user&quot;' in body  # pretty JSON (indented), escaped: not a Python repr
     assert "{'role'" not in body and "&#x27;role&#x27;" not in body
-    assert "version:1" in body and "100 ms" in body  # served_by and the attempts table
+    assert '<a href="/models/1/">mv-1</a>' in body and "version:1" not in body and "100 ms" in body  # served by, attempts
 
 
 def test_viewer_of_someone_elses_request_is_404(client, traffic, member, admin_user):

@@ -5,12 +5,17 @@
 - `show`: a config value as a person reads it: None or "" -> "—", True/False -> "yes"/"no", a list ->
   its items joined by commas, a dict -> "key: value" pairs joined by commas, a float -> at most 6
   significant digits; never a Python repr such as `None`, `['a', 'b']` or `{'k': 1}`.
+- `target`: a proxy target's label as people read it: `version:12` -> a link "mv-12" to the version's page,
+  `provider:openrouter/gpt-4o` -> "openrouter · gpt-4o" (escaped); anything else as it is.
 Load with `{% load hub_format %}`."""
 from __future__ import annotations
 
 import math
+import re
 
 from django import template
+from django.urls import reverse
+from django.utils.html import format_html
 
 register = template.Library()
 
@@ -76,3 +81,21 @@ def show(value) -> str:
             return DASH
         return ", ".join(f"{k}: {show(v)}" for k, v in value.items())
     return _scalar(value)
+
+
+_VERSION_LABEL = re.compile(r"version:([0-9]{1,18})")
+
+
+@register.filter
+def target(label) -> str:
+    """A proxy target's label (apps.proxy.selectors.target_label) for a page."""
+    if not label:
+        return DASH
+    label = str(label)
+    m = _VERSION_LABEL.fullmatch(label)
+    if m:
+        return format_html('<a href="{}">mv-{}</a>', reverse("registry:detail", args=[int(m[1])]), m[1])
+    if label.startswith("provider:") and "/" in label:
+        provider, model = label[len("provider:"):].split("/", 1)
+        return format_html("{} · {}", provider, model)
+    return label
