@@ -15,13 +15,38 @@ def pytest_report_header(config):
     return f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')}"
 
 
+def _set_nodeid(item, nodeid: str) -> None:
+    """pytest 9 keeps a node's id as a structured NodeId in `_id` (setting `_nodeid`, as pytest-xdist 3.8 and
+    schemathesis do, no longer changes `item.nodeid`)."""
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """How `pytest -n N --dist loadgroup` (pytest-xdist; `make test` passes it) shares the tests out: every test
     that uses the real stack runs on one worker (one stack per suite, as without xdist), and every other test
-    stays with the rest of its module (module-scoped fixtures such as the browser start once)."""
+    stays with the rest of its module (module-scoped fixtures such as the browser start once).
+
+    xdist groups by a `@<group>` suffix on the node id, which its own hook can no longer add under pytest 9
+    (see _set_nodeid): it is added here. Schemathesis gives every API operation's item the same node id (only
+    `name` says `[GET /api/me]`): xdist schedules by node id, so all but one of them would silently not run;
+    each gets its name in its node id too."""
+    seen: dict[str, int] = {}
     for item in items:
-        group = "stack" if "stack" in getattr(item, "fixturenames", ()) else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    distributed = bool(config.getvalue("loadgroup")) if hasattr(config.option, "loadgroup") else False  # xdist sets it on workers
+    for item in items:
+        nodeid = item.nodeid
+        if seen[nodeid] > 1 and "[" in item.name:
+            nodeid = nodeid.rsplit("::", 1)[0] + "::" + item.name
+        if distributed:
+            group = "stack" if "stack" in getattr(item, "fixturenames", ()) else nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+            nodeid = f"{nodeid}@{group}"
+        if nodeid != item.nodeid:
+            _set_nodeid(item, nodeid)
 
 
 @pytest.fixture(autouse=True)
