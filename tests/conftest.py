@@ -26,7 +26,8 @@ def _set_nodeid(item, nodeid: str) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """How `pytest -n N --dist loadgroup` (pytest-xdist; `make test` passes it) shares the tests out: every test
-    that uses the real stack runs on one worker (one stack per suite, as without xdist), and every other test
+    that uses the real stack (and all of tests/e2e) runs on one worker (one stack at a time, as without xdist), and
+    every other test
     stays with the rest of its module (module-scoped fixtures such as the browser start once).
 
     xdist groups by a `@<group>` suffix on the node id, which its own hook can no longer add under pytest 9
@@ -36,17 +37,23 @@ def pytest_collection_modifyitems(config, items):
     seen: dict[str, int] = {}
     for item in items:
         seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
-    distributed = bool(config.getvalue("loadgroup")) if hasattr(config.option, "loadgroup") else False  # xdist sets it on workers
+    distributed = bool(getattr(config.option, "loadgroup", False))  # what xdist sets on its workers
     for item in items:
         nodeid = item.nodeid
         if seen[nodeid] > 1 and "[" in item.name:
             nodeid = nodeid.rsplit("::", 1)[0] + "::" + item.name
         if distributed:
-            group = "stack" if "stack" in getattr(item, "fixturenames", ()) else nodeid.split("::", 1)[0]
+            module = nodeid.split("::", 1)[0]
+            # tests/e2e starts stacks of its own too (SQLite, the production config) and asks for `stack` by
+            # name: one stack at a time, on one worker
+            real_stack = "stack" in getattr(item, "fixturenames", ()) or module.startswith("tests/e2e/")
+            group = "stack" if real_stack else module
             item.add_marker(pytest.mark.xdist_group(group))
             nodeid = f"{nodeid}@{group}"
         if nodeid != item.nodeid:
             _set_nodeid(item, nodeid)
+    if distributed:  # the longest group first, so it does not end the run alone on one worker
+        items.sort(key=lambda item: not item.nodeid.endswith("@stack"))
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +63,22 @@ def _artifact_root(tmp_path, settings):
     settings.UPLOAD_ROOT = settings.ARTIFACT_ROOT / "uploads"
     settings.ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
     return settings.ARTIFACT_ROOT
+
+
+@pytest.fixture
+def fresh_broker():
+    """A new StubBroker as the global broker for one test, whose queues then hold exactly what the test sent.
+    A dramatiq Worker that an earlier test in the same process started on the shared broker can still take
+    messages from it (which tests ran before depends on how pytest-xdist shared them out)."""
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+
+    previous = dramatiq.get_broker()
+    broker = StubBroker()
+    dramatiq.set_broker(broker)
+    yield broker
+    broker.close()
+    dramatiq.set_broker(previous)
 
 
 @pytest.fixture

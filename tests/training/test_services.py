@@ -14,11 +14,9 @@ def _fields(exc) -> set[str]:
     return {e["field"] for e in exc.value.errors}
 
 
-def test_create_queues_a_run_after_commit(member, qa_version, tiny_base_model, django_capture_on_commit_callbacks):
-    from workers.training import train_run
-
-    broker = train_run.broker
-    broker.flush_all()
+def test_create_queues_a_run_after_commit(member, qa_version, tiny_base_model, django_capture_on_commit_callbacks,
+                                          fresh_broker):
+    broker = fresh_broker
     with django_capture_on_commit_callbacks(execute=True):
         run = services.run_create(user=member, dataset_version_id=qa_version.pk, base_model="tiny",
                                   hyperparameters={"max_steps": 5, "lora_r": 4})
@@ -139,12 +137,10 @@ def test_continue_requires_matching_method_and_lowers_lr(member, qa_version, tin
     assert run.base_model_id == "tiny"
 
 
-def test_together_backend_dispatches_remote_actor(member, qa_version, settings, django_capture_on_commit_callbacks):
-    from workers.together import together_run
-
+def test_together_backend_dispatches_remote_actor(member, qa_version, settings, django_capture_on_commit_callbacks,
+                                                  fresh_broker):
     settings.TOGETHER_API_KEY = "test-key"
-    broker = together_run.broker
-    broker.flush_all()
+    broker = fresh_broker
     with django_capture_on_commit_callbacks(execute=True):
         run = services.run_create(user=member, dataset_version_id=qa_version.pk, backend="together",
                                   base_model="meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",

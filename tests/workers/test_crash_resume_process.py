@@ -49,14 +49,15 @@ from workers.training import execute_run
 print(execute_run(int(sys.argv[1])))
 """
 
-# The first worker is slowed down (50 ms per step, test side only) so it can be killed mid-run.
+# The first worker is slowed down (100 ms per step, test side only) so it can be killed mid-run, also on a busy
+# machine (the test polls the database every 0.2 s and kills once past the second checkpoint).
 WORK_SLOW = r"""
 import django; django.setup()
 import sys, time
 from workers import training
 report = training.RunReporter.report
 def slow(self, step, metrics):
-    time.sleep(0.05)
+    time.sleep(0.1)
     report(self, step, metrics)
 training.RunReporter.report = slow
 print(training.execute_run(int(sys.argv[1])))
