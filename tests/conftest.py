@@ -18,8 +18,11 @@ def pytest_report_header(config):
 def _set_nodeid(item, nodeid: str) -> None:
     """pytest 9 keeps a node's id as a structured NodeId in `_id` (setting `_nodeid`, as pytest-xdist 3.8 and
     schemathesis do, no longer changes `item.nodeid`)."""
-    from _pytest.nodeid import NodeId
-
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest 8: the id is the `_nodeid` string
+        item._nodeid = nodeid
+        return
     item._id = NodeId.parse(nodeid)
 
 
