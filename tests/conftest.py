@@ -68,6 +68,21 @@ def _artifact_root(tmp_path, settings):
     return settings.ARTIFACT_ROOT
 
 
+@pytest.fixture(autouse=True)
+def _stopped_workers_leave_the_broker():
+    """A dramatiq Worker adds a middleware to its broker that starts a consumer for every queue declared later,
+    and `Worker.stop()` leaves it there: a stopped test Worker would then take the messages of queues that later
+    tests declare (which tests come later depends on how pytest-xdist shares them out). After each test, the
+    middleware of every Worker whose threads have all ended is removed from the global broker."""
+    yield
+    import dramatiq
+    from dramatiq.worker import _WorkerMiddleware
+
+    broker = dramatiq.get_broker()
+    broker.middleware[:] = [m for m in broker.middleware if not isinstance(m, _WorkerMiddleware)
+                            or any(t.is_alive() for t in m.worker.workers)]
+
+
 @pytest.fixture
 def fresh_broker():
     """A new StubBroker as the global broker for one test, whose queues then hold exactly what the test sent.

@@ -12,7 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def broker():
+def broker(fresh_broker):
+    """The global broker, new for the test (tests/conftest.py): its queues hold exactly what the test sent."""
+    return fresh_broker
+
+
+@pytest.fixture
+def shared_broker():
+    """The broker the actors were declared on (for the tests that need a declared actor)."""
     broker = dramatiq.get_broker()
     broker.flush_all()
     yield broker
@@ -51,7 +58,8 @@ def test_on_commit_false_sends_now_and_delay_goes_to_the_delay_queue(broker):
     assert delayed.args == (4,) and delayed.options["eta"] > delayed.message_timestamp
 
 
-def test_the_queue_must_match_a_declared_actor(broker):
+def test_the_queue_must_match_a_declared_actor(shared_broker):
+    broker = shared_broker
     from workers.training import train_run  # noqa: F401 - declares the actor in this process
 
     with pytest.raises(ValueError, match="reads queue 'gpu'"):
