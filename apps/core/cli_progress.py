@@ -17,6 +17,23 @@ import sys
 from collections.abc import Iterator
 
 
+def _rich_bar(stream, *, message: bool):
+    """The rich Progress both displays draw: description, bar, current/total, (a message,) elapsed time."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    if message:
+        columns.append(TextColumn("{task.fields[message]}"))
+    return Progress(*columns, TimeElapsedColumn(), console=Console(file=stream), transient=False)
+
+
 class _Display:
     def __init__(self, stream, *, live: bool):
         self.stream, self.live = stream, live
@@ -25,18 +42,7 @@ class _Display:
         self.bar = None
         self.lines: list[str] = []  # what the line mode printed (tests read it)
         if live:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[message]}"), TimeElapsedColumn(),
-                                console=Console(file=stream), transient=False)
+            self.bar = _rich_bar(stream, message=True)
             self.bar.start()
 
     def __call__(self, event: str, payload: dict) -> None:
@@ -99,17 +105,7 @@ class _Steps:
         self.lines: list[str] = []
         self.bar = self.task = None
         if live:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=Console(file=stream), transient=False)
+            self.bar = _rich_bar(stream, message=False)
             self.task = self.bar.add_task(title, total=total)
             self.bar.start()
 

@@ -10,6 +10,8 @@ Contract:
   raises `NotFound` for a single id — it names nothing — and `ValidationFailed` for a list).
 - /api parameters and bodies are typed with `Id`, `PageNumber`, `Text`, `PathText`, `Slug`, `JSONList` and
   `JSONDict`: pydantic rejects a bad value with a 422 and the bounds appear in the OpenAPI schema.
+- A link may prefill a dashboard form (`form_initial_from_query`, e.g. the command bar's form_url): each value is
+  checked by the form's own field and a value it refuses is left out, never an error (nothing is posted).
 - No string that reaches the database or the filesystem contains a NUL byte (PostgreSQL text and jsonb
   cannot store one; `os.path` raises on one): `Text`, `PathText` and the JSON types reject it. `PathText`
   also refuses a component longer than NAME_MAX bytes (`os.stat` raises "File name too long" on one).
@@ -138,6 +140,43 @@ class IndexConverter:
 
     def to_url(self, value: int | str) -> str:
         return str(value)
+
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+               "off": False}
+
+
+def form_initial_from_query(query, form, keys=None) -> dict:
+    """Initial values for `form` from a query string (`keys`, or every key that names a field of the form): a
+    boolean from true/false/yes/no/on/off/1/0, a multiple choice from repeated or comma-separated values
+    (unknown choices dropped), anything else through the field's `clean`. A value the field refuses is left
+    out: the page keeps its own, and the form validates what is posted."""
+    from django import forms
+    from django.core.exceptions import ValidationError
+
+    out: dict = {}
+    for key in (keys if keys is not None else list(query)):
+        field = form.fields.get(key)
+        if field is None:
+            continue
+        if isinstance(field, forms.MultipleChoiceField):  # `generators=fim&generators=docstring` or `=fim,docstring`
+            known = dict(field.choices)
+            picked = [v for v in (v.strip() for item in query.getlist(key) for v in item.split(",")) if v in known]
+            if picked:
+                out[key] = list(dict.fromkeys(picked))
+            continue
+        raw = (query.get(key) or "").strip()
+        if not raw:
+            continue
+        if isinstance(field, forms.BooleanField):
+            if raw.lower() in _BOOL_WORDS:
+                out[key] = _BOOL_WORDS[raw.lower()]
+            continue
+        try:
+            out[key] = field.clean(raw)
+        except ValidationError:
+            continue
+    return out
 
 
 def register_url_converters() -> None:

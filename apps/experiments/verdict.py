@@ -49,13 +49,16 @@ def sample(metric: str, m: dict) -> stats.Sample | None:
         else None
 
 
-def _shown(metric: str, diff: float) -> str:
-    """A difference as the arms table shows it: rates in percentage points, latency in ms, feedback as is."""
+def difference_text(metric: str, value: float | None) -> str:
+    """A difference between arms in the metric's unit, as the comparison table shows it: rates in percentage
+    points, feedback as is, latency in ms."""
+    if value is None:
+        return "—"
     if metric in ("error_rate", "tool_call_validity"):
-        return f"{diff * 100:+.2f} pts".replace("-", "−")
-    if metric == "latency_ms":
-        return f"{diff:+.0f} ms".replace("-", "−")
-    return f"{diff:+.3g}".replace("-", "−")
+        return f"{value * 100:+.2f} pts"
+    if metric == "feedback":
+        return f"{value:+.3f}"
+    return f"{value:+,.1f} ms"
 
 
 def _decide(exp: Experiment, names: list[str], comparisons: dict, metrics: dict) -> dict:
@@ -73,7 +76,7 @@ def _decide(exp: Experiment, names: list[str], comparisons: dict, metrics: dict)
         winner = max(better, key=lambda a: direction * rows[a]["diff"])
         r = rows[winner]
         return {"status": "winner", "winner": winner, "metric": metric, "stop": True, "alpha": alpha,
-                "message": f"Arm {winner} beats {control} on {label}: difference {_shown(metric, r['diff'])} "
+                "message": f"Arm {winner} beats {control} on {label}: difference {difference_text(metric, r['diff']).replace('-', '−')} "
                            f"(always-valid p = {r['p']:.3g} ≤ {alpha:.3g}). Stop and promote it."}
     if len(worse) == len(treatments):
         return {"status": "control_wins", "winner": control, "metric": metric, "stop": True, "alpha": alpha,

@@ -12,7 +12,7 @@ from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.htmx import render_page
 from apps.experiments import canary, charts, selectors, services
 from apps.experiments.forms import ActionForm, ExperimentForm
-from apps.experiments.verdict import METRICS, experiment_report
+from apps.experiments.verdict import METRICS, difference_text, experiment_report
 
 
 def _form(data=None) -> ExperimentForm:
@@ -75,10 +75,9 @@ def _arm_rows(report: dict) -> list[dict]:
 def _comparison_rows(report: dict, exp) -> list[dict]:
     out = []
     for metric, (label, direction) in METRICS.items():
-        rate = metric in ("error_rate", "feedback", "tool_call_validity")
-        fmt = (lambda v: "—" if v is None else f"{v * 100:+.2f} pts") if rate and metric != "feedback" else \
-            (lambda v: "—" if v is None else f"{v:+.3f}") if metric == "feedback" else \
-            (lambda v: "—" if v is None else f"{v:+,.1f} ms")
+        def fmt(v, metric=metric):
+            return difference_text(metric, v)
+
         rows = []
         for arm, r in report["comparisons"][metric].items():
             significant = r["ran"] and r["p"] <= report["alpha"]

@@ -31,7 +31,6 @@ apps/proxy/breaker.py. No database writes here: the request log is queued after 
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -39,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 import httpx
-import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -353,12 +351,9 @@ async def sse_events(resp) -> AsyncIterator[dict]:
                 done = True
                 break
             try:
-                obj = orjson.loads(data)
+                obj = loads(data)  # orjson, the json module for what only it reads (NaN, integers past 64 bits)
             except ValueError:
-                try:  # what only the standard library reads (NaN, integers past 64 bits)
-                    obj = json.loads(data)
-                except ValueError:
-                    raise UpstreamStreamError("The model server sent a malformed stream event.")
+                raise UpstreamStreamError("The model server sent a malformed stream event.")
             if isinstance(obj, dict) and obj.get("error") is not None:
                 err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
                 err = {"message": str(err.get("message") or "The model server failed mid-stream."),

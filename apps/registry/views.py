@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.services import require_admin
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.htmx import render_page
-from apps.core.inputs import is_id
+from apps.core.inputs import form_initial_from_query, is_id
 from apps.registry import selectors, services
 from apps.registry.forms import BaseModelForm, DeployForm, RollbackForm
 from apps.registry.vllm import RESOLVED_MARK, reason_split
@@ -87,34 +87,12 @@ def _detail(request, version_id: int, form: DeployForm, status: int = 200, confi
 _PREFILL = ("alias", "reason", "canary", *DeployForm.CANARY_FIELDS)
 
 
-def _deploy_initial(query) -> dict:
-    """The deploy form's values a link names (the command bar's form_url: `?alias=staging&canary=true&
-    canary_percent=10&reason=...`), each checked by its form field; a value the field refuses is left out,
-    never an error. Nothing moves on GET: the deploy is still posted and confirmed."""
-    from django import forms
-    from django.core.exceptions import ValidationError
-
-    fields = DeployForm().fields
-    out: dict = {}
-    for key in _PREFILL:
-        raw = (query.get(key) or "").strip()
-        if not raw:
-            continue
-        field = fields[key]
-        if isinstance(field, forms.BooleanField):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                out[key] = True
-            continue
-        try:
-            out[key] = field.clean(raw)
-        except ValidationError:
-            continue
-    return out
-
-
 @login_required
 def model_detail(request, version_id: int):
-    return _detail(request, version_id, DeployForm(initial=_deploy_initial(request.GET)))
+    form = DeployForm()
+    # a link may name the deploy's values (the command bar's form_url); nothing moves on GET
+    form.initial.update(form_initial_from_query(request.GET, form, keys=_PREFILL))
+    return _detail(request, version_id, form)
 
 
 def _confirmation(form: DeployForm, version_id: int) -> dict:

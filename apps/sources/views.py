@@ -5,7 +5,6 @@ review), and an example's provenance (its source lines at its commit). Parse inp
 service, render; no ORM writes here."""
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse
@@ -15,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.htmx import render_page
-from apps.core.inputs import parse_id, query_text
+from apps.core.inputs import form_initial_from_query, parse_id, query_text
 from apps.sources import selectors, services
 from apps.sources.forms import OptionsForm, RulesForm, SourceForm
 from apps.sources.models import JobStatus
@@ -219,38 +218,6 @@ def _initial_options(source) -> dict:
             "price_out": t.get("price_out_per_mtok", 0)}
 
 
-_PREFILL_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
-                  "off": False}
-
-
-def _options_from_query(query, form: OptionsForm) -> dict:
-    """The options a link names (the command bar's form_url: `?max_examples=500&include_tests=false&generators=fim`),
-    each checked by its form field; a value the field refuses is left out (the page keeps its own), never an
-    error: the form validates what is posted."""
-    from django.core.exceptions import ValidationError
-
-    out: dict = {}
-    for key in query:
-        field = form.fields.get(key)
-        if field is None:
-            continue
-        raw = query.get(key, "")
-        if key == "generators":  # `generators=fim&generators=docstring` or `generators=fim,docstring`
-            known = dict(field.choices)
-            picked = [g for g in (g.strip() for item in query.getlist(key) for g in item.split(",")) if g in known]
-            if picked:
-                out[key] = list(dict.fromkeys(picked))
-        elif isinstance(field, forms.BooleanField):
-            if raw.strip().lower() in _PREFILL_BOOLS:
-                out[key] = _PREFILL_BOOLS[raw.strip().lower()]
-        elif raw.strip():
-            try:
-                out[key] = field.clean(raw)
-            except ValidationError:
-                continue
-    return out
-
-
 @login_required
 def generate_view(request, source_id: int):
     """The options with the estimate (htmx `estimate` partial on every change); POST launches."""
@@ -277,7 +244,7 @@ def generate_view(request, source_id: int):
         partial = "options" if getattr(request, "htmx", False) else None
     else:
         form = OptionsForm(initial=_initial_options(source), generators=_generators(), providers=_providers())
-        form.initial.update(_options_from_query(request.GET, form))  # e.g. from the command bar
+        form.initial.update(form_initial_from_query(request.GET, form))  # e.g. from the command bar
         try:
             est = services.generation_estimate(user=request.user, source_id=source.pk,
                                                options=_options_from_initial(form.initial))["estimate"]

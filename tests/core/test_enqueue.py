@@ -69,17 +69,9 @@ def test_the_queue_must_match_a_declared_actor(shared_broker):
 
 
 @pytest.fixture
-def own_broker():
-    """A fresh StubBroker as the global broker (a Worker stopped by an earlier test stays subscribed to the
-    shared broker and would take the messages of any queue declared later)."""
-    from dramatiq.brokers.stub import StubBroker
-
-    previous = dramatiq.get_broker()
-    broker = StubBroker()
-    dramatiq.set_broker(broker)
-    yield broker
-    broker.close()
-    dramatiq.set_broker(previous)
+def own_broker(fresh_broker):
+    """A fresh StubBroker as the global broker (tests/conftest.py `fresh_broker`)."""
+    return fresh_broker
 
 
 @pytest.mark.django_db(transaction=True)
