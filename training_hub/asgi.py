@@ -14,7 +14,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from training_hub.asgi_guard import HostPortOriginValidator, RequestGuard  # noqa: E402
-from training_hub.asgi_lean import LeanV1  # noqa: E402
+from training_hub.asgi_lean import LeanV1, OneSegmentHead  # noqa: E402
 from training_hub.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -37,7 +37,7 @@ async def lifespan(scope, receive, send):
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestGuard(LeanV1(django_asgi_app)),
+        "http": OneSegmentHead(RequestGuard(LeanV1(django_asgi_app))),
         "websocket": HostPortOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan,
     }

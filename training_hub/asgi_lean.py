@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
@@ -193,4 +194,70 @@ class _LeanHandler(ASGIHandler):
         return get_script_prefix(scope)
 
 
-__all__ = ["LeanV1", "is_lean", "ASGIRequest"]
+class OneSegmentHead:
+    """ASGI wrapper (outermost, around the guard): a lean /v1 answer's head and its first body bytes leave the
+    server in one TCP segment.
+
+    uvicorn writes the status line and headers as soon as `http.response.start` arrives and the body with the
+    next message; uvloop sends each write at once, so the client gets two segments and wakes twice — and on a
+    busy machine the woken client preempts the hub inside the first write (bench/bench_proxy.py). Here the
+    socket is corked (TCP_CORK, Linux) from the head until the first body message has been handed to the
+    server, then uncorked, which sends both together; a stream's later chunks go out as they come, uncorked.
+    The kernel sends a corked segment after 200 ms on its own, so a slow first chunk costs at most that.
+
+    The socket is found through uvicorn's transport (the `send` it hands the app is bound to its request
+    cycle); with another server, a Unix socket or a platform without TCP_CORK this does nothing.
+    HUB_ONE_SEGMENT_HEAD=0 turns it off (comparisons)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.enabled = hasattr(socket, "TCP_CORK") and os.environ.get("HUB_ONE_SEGMENT_HEAD", "1") != "0"
+
+    async def __call__(self, scope, receive, send):
+        sock = _tcp_socket(send) if self.enabled and is_lean(scope) else None
+        if sock is None:
+            return await self.app(scope, receive, send)
+        corked = False
+
+        async def corking_send(message):
+            nonlocal corked
+            kind = message["type"]
+            if kind == "http.response.start":
+                corked = _cork(sock, True)
+                return await send(message)
+            try:
+                return await send(message)
+            finally:
+                if corked and kind == "http.response.body":
+                    corked = False
+                    _cork(sock, False)
+
+        try:
+            await self.app(scope, receive, corking_send)
+        finally:
+            if corked:
+                _cork(sock, False)
+
+
+def _tcp_socket(send):
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        return None
+    try:
+        sock = transport.get_extra_info("socket")
+    except Exception:
+        return None
+    if sock is None or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    return sock
+
+
+def _cork(sock, on: bool) -> bool:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
+        return on
+    except OSError:  # the client is gone, or the option is refused: a plain write then
+        return False
+
+
+__all__ = ["LeanV1", "OneSegmentHead", "is_lean", "ASGIRequest"]

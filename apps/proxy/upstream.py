@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
@@ -37,9 +38,13 @@ from typing import AsyncIterator, Callable
 import httpx
 from django.conf import settings
 
+from apps.proxy import netstream
 from apps.proxy.errors import ProxyError, dumps, loads
 from apps.proxy.routing import Route
 
+# Upstream sockets on asyncio's transports, each request in one write (apps/proxy/netstream.py);
+# HUB_UPSTREAM_ASYNCIO=0 puts httpcore's default (anyio) backend back (before/after: bench_proxy.py --second-hub-env).
+ASYNCIO_SOCKETS = os.environ.get("HUB_UPSTREAM_ASYNCIO", "1") != "0"
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
 _transport: httpx.AsyncBaseTransport | None = None
 ANTHROPIC_VERSION = "2023-06-01"
@@ -51,7 +56,10 @@ def client() -> httpx.AsyncClient:
     if c is None or c.is_closed:
         timeout = httpx.Timeout(settings.HUB_PROXY_TIMEOUT_S, connect=5.0)
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
-        c = httpx.AsyncClient(timeout=timeout, limits=limits, transport=_transport, trust_env=False)
+        transport = _transport
+        if transport is None and ASYNCIO_SOCKETS:
+            transport = netstream.transport(limits=limits)
+        c = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
         _clients[loop] = c
     return c
 

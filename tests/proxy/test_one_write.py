@@ -1,0 +1,298 @@
+"""Fewer TCP segments per proxied call (issue 8, hot path): an upstream request leaves the hub in one write
+(apps/proxy/netstream.py, the asyncio network backend installed in apps.proxy.upstream.client()) and a lean /v1
+answer's head leaves together with its first body bytes (training_hub.asgi_lean.OneSegmentHead). Checked on real
+loopback sockets: what the peer's first recv() returns. The backend's failure paths (refused, stalled, dropped,
+closed while idle, TLS) are checked here too; tests/proxy/test_chains_fallback.py drives the whole proxy through it
+against the fault-injecting upstream."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from apps.proxy import netstream, upstream
+from tests.proxy.fake_upstream import ServerThread
+from training_hub.asgi_lean import OneSegmentHead
+
+
+# --- a real upstream socket -------------------------------------------------------------------------
+class _RawUpstream:
+    """A TCP server that records what its first recv() of each request returns, reads the request to its end
+    (Content-Length) and answers a small JSON body, keeping the connection alive."""
+
+    def __init__(self, behaviour: str = "ok"):
+        self.behaviour = behaviour
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.first_reads: list[bytes] = []
+        self.requests: list[bytes] = []
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn):
+        with conn:
+            while True:
+                first = conn.recv(1 << 20)
+                if not first:
+                    return
+                self.first_reads.append(first)
+                data = first
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(1 << 20)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int([line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")][0])
+                while len(body) < length:
+                    body += conn.recv(1 << 20)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                if self.behaviour == "stall":
+                    time.sleep(3)
+                    return
+                if self.behaviour == "drop_mid":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
+                    return
+                answer = (b"z" * 1_500_000 if self.behaviour == "big" else b'{"ok": true, "n": %d}' % len(body))
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                             % (len(answer), answer))
+                if self.behaviour == "close_idle":  # closes a kept-alive connection once it is idle
+                    time.sleep(0.05)
+                    return
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_upstream():
+    srv = _RawUpstream()
+    upstream.set_transport(None)  # the real network client, as in production
+    yield srv
+    srv.close()
+    upstream.set_transport(None)
+
+
+def test_an_upstream_request_arrives_in_one_segment(raw_upstream, settings):
+    settings.HUB_PROXY_TIMEOUT_S = 10
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+
+    async def go():
+        c = upstream.client()
+        for _ in range(3):
+            r = await c.post(f"http://127.0.0.1:{raw_upstream.port}/v1/chat/completions", content=body,
+                             headers={"content-type": "application/json"})
+            assert r.status_code == 200 and r.json() == {"ok": True, "n": len(body)}
+        # a body larger than one flush still arrives whole and in order
+        big = b'{"x": "' + b"y" * 300_000 + b'"}'
+        r = await c.post(f"http://127.0.0.1:{raw_upstream.port}/v1/chat/completions", content=big)
+        assert r.json() == {"ok": True, "n": len(big)}
+        await c.aclose()
+
+    asyncio.run(go())
+    # head and body together in the server's first read, for each of the small requests
+    for first in raw_upstream.first_reads[:3]:
+        assert first.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n") and first.endswith(body)
+    assert raw_upstream.requests[3].endswith(b"y" * 1000 + b'"}')
+    assert raw_upstream.connections == 1  # keep-alive reuse is untouched
+
+
+def test_the_client_can_be_switched_back_to_one_write_per_part(raw_upstream, monkeypatch):
+    monkeypatch.setattr(upstream, "ASYNCIO_SOCKETS", False)
+
+    async def go():
+        c = upstream.client()
+        pool = c._transport._pool
+        assert not isinstance(pool._network_backend, netstream.AsyncioBackend)
+        r = await c.post(f"http://127.0.0.1:{raw_upstream.port}/x", content=b"{}")
+        assert r.status_code == 200
+        await c.aclose()
+
+    asyncio.run(go())
+
+
+def _post(port: int, body: bytes = b"{}", **client):
+    async def go():
+        c = upstream.client()
+        try:
+            return await c.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=body, **client)
+        finally:
+            await c.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused():
+    srv = _RawUpstream("close_idle")
+    upstream.set_transport(None)
+
+    async def go():
+        c = upstream.client()
+        for _ in range(3):
+            r = await c.post(f"http://127.0.0.1:{srv.port}/x", content=b"{}")
+            assert r.status_code == 200
+            await asyncio.sleep(0.2)  # the server has closed it by now: the pool must see that, not fail
+        await c.aclose()
+
+    try:
+        asyncio.run(go())
+        assert srv.connections == 3
+    finally:
+        srv.close()
+
+
+def test_backend_failures_are_httpx_s_usual_errors(settings):
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    port = refused.getsockname()[1]
+    refused.close()  # nothing listens there
+    with pytest.raises(httpx.ConnectError):
+        _post(port)
+
+    stall = _RawUpstream("stall")
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(httpx.ReadTimeout):
+            _post(stall.port, timeout=httpx.Timeout(5, read=0.3))
+        assert time.perf_counter() - t0 < 2
+    finally:
+        stall.close()
+
+    drop = _RawUpstream("drop_mid")
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):  # h11: the body ended before its Content-Length
+            _post(drop.port)
+    finally:
+        drop.close()
+
+    big = _RawUpstream("big")  # more than the read buffer's high-water mark: reading pauses and resumes
+    try:
+        r = _post(big.port)
+        assert r.status_code == 200 and r.content == b"z" * 1_500_000
+    finally:
+        big.close()
+
+
+def test_tls_through_the_asyncio_backend(tmp_path):
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+
+    async def handler(scope, receive, send):
+        body = b""
+        while True:
+            m = await receive()
+            body += m.get("body", b"")
+            if not m.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"tls ok " + body})
+
+    client_ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    with ServerThread(handler, ssl_certfile=str(tmp_path / "cert.pem"), ssl_keyfile=str(tmp_path / "key.pem")) as srv:
+        async def go():
+            async with httpx.AsyncClient(transport=netstream.transport(verify=client_ctx)) as c:
+                for i in range(2):
+                    r = await c.post(f"https://localhost:{srv.port}/v1/x", content=b"n%d" % i)
+                    assert r.status_code == 200 and r.text == f"tls ok n{i}"
+            # a certificate the client does not trust: ConnectError, as httpx raises it
+            async with httpx.AsyncClient(transport=netstream.transport()) as c:
+                with pytest.raises(httpx.ConnectError):
+                    await c.get(f"https://localhost:{srv.port}/")
+
+        asyncio.run(go())
+
+
+# --- the client side: head + first body bytes ---------------------------------------------------------
+def _app(chunks: list[bytes], pause: float):
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        for i, chunk in enumerate(chunks):
+            await asyncio.sleep(pause)
+            await send({"type": "http.response.body", "body": chunk, "more_body": i < len(chunks) - 1})
+    return app
+
+
+def _first_read(port: int, path: str, headers: str = "") -> tuple[bytes, bytes]:
+    """(first recv, everything) of one HTTP/1.0-style request (the server closes after the answer)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{headers}\r\n".encode())
+        first = s.recv(1 << 16)
+        rest = first
+        while True:
+            more = s.recv(1 << 16)
+            if not more:
+                return first, rest
+            rest += more
+
+
+KEY = "authorization: Bearer hub_test\r\n"
+
+
+def test_a_lean_answer_s_head_waits_for_its_first_body_bytes():
+    with ServerThread(OneSegmentHead(_app([b"first", b"second"], pause=0.08))) as srv:
+        t0 = time.perf_counter()
+        first, everything = _first_read(srv.port, "/v1/chat/completions", KEY)
+        assert b"HTTP/1.1 200 OK" in first and first.rstrip().endswith(b"first")  # head + chunk 1, one segment
+        assert b"second" not in first  # later chunks are not held back
+        assert b"second" in everything and time.perf_counter() - t0 < 2
+
+        # not a lean call (no key, or not /v1): the head leaves at once, as uvicorn sends it
+        first, everything = _first_read(srv.port, "/v1/chat/completions")
+        assert first.endswith(b"\r\n\r\n") and b"first" in everything
+        first, _ = _first_read(srv.port, "/api/datasets", KEY)
+        assert first.endswith(b"\r\n\r\n")
+
+
+def test_the_head_is_not_held_when_switched_off(monkeypatch):
+    monkeypatch.setenv("HUB_ONE_SEGMENT_HEAD", "0")
+    with ServerThread(OneSegmentHead(_app([b"only"], pause=0.08))) as srv:
+        first, everything = _first_read(srv.port, "/v1/models", KEY)
+        assert first.endswith(b"\r\n\r\n") and b"\r\nonly\r\n" in everything
+
+
+def test_an_app_without_a_socket_behind_its_send_is_served_unchanged():
+    sent = []
+
+    async def send(message):  # not uvicorn's: no transport to find
+        sent.append(message["type"])
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "path": "/v1/models", "headers": [(b"authorization", b"Bearer k")]}
+    asyncio.run(OneSegmentHead(_app([b"a"], pause=0))(scope, receive, send))
+    assert sent == ["http.response.start", "http.response.body"]
