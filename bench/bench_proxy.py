@@ -155,6 +155,7 @@ async def soak(url: str, headers: dict, *, pid: int, seconds: float, streams: in
     body = {"model": "production", "stream": True, "max_tokens": 64,
             "messages": [{"role": "user", "content": f"PACED {tokens} {ms}"}]}
     errors: dict[str, int] = {}
+    examples: dict[str, str] = {}  # the first body of each kind of failure
     done = 0
     durations: list[float] = []
     rss: list[tuple[float, float]] = []
@@ -172,6 +173,7 @@ async def soak(url: str, headers: dict, *, pid: int, seconds: float, streams: in
                         if r.status_code != 200:
                             await r.aread()
                             errors[f"http {r.status_code}"] = errors.get(f"http {r.status_code}", 0) + 1
+                            examples.setdefault(f"http {r.status_code}", r.text[:300])
                             continue
                         text = ""
                         async for chunk in r.aiter_text():
@@ -182,6 +184,7 @@ async def soak(url: str, headers: dict, *, pid: int, seconds: float, streams: in
                     continue
                 if '"error"' in text:
                     errors["error event"] = errors.get("error event", 0) + 1
+                    examples.setdefault("error event", text[-300:])
                 elif not text.rstrip().endswith("data: [DONE]"):
                     errors["no [DONE]"] = errors.get("no [DONE]", 0) + 1
                 elif text.count(" tok") != tokens:
@@ -198,7 +201,7 @@ async def soak(url: str, headers: dict, *, pid: int, seconds: float, streams: in
             rss.append((time.perf_counter() - t0, rss_mb(pid)))
 
         await asyncio.gather(sampler(), *(one_client() for _ in range(streams)))
-    return {"completed": done, "errors": errors, "rss": rss, "durations": durations}
+    return {"completed": done, "errors": errors, "examples": examples, "rss": rss, "durations": durations}
 
 
 def wait_ready(url: str, path: str = "/", timeout: float = 60):
@@ -295,6 +298,8 @@ def main() -> int:
                 print(f"soak: {args.soak_streams} concurrent streams for {args.soak:.0f} s, {args.soak_tokens} tokens "
                       f"every {args.soak_ms} ms each: {res['completed']} streams complete, failures: "
                       f"{res['errors'] or 'none'}")
+                for kind, example in res["examples"].items():
+                    print(f"  first {kind}: {example}")
                 if d:
                     ideal = args.soak_tokens * args.soak_ms / 1000
                     print(f"stream duration p50/p95/max {pct(d, 50):.2f}/{pct(d, 95):.2f}/{d[-1]:.2f} s "

@@ -10,9 +10,8 @@ Why not httpcore's default (anyio) backend, on the proxy's hot path (bench/bench
   `FLUSH_BYTES` wait, so a large body still streams out in bounded pieces).
 - **A read costs one future.** A streamed answer is read one network read per token. anyio's stream puts
   each read under a cancel scope with its own timer, an exception-mapping context manager and a checkpoint
-  (an extra trip through the event loop), and "is this idle pooled connection still open?" is a poll()
-  system call per request. Here a read returns what the protocol has buffered, or waits on one future with
-  one timer; an idle connection is readable when its protocol saw data or the end — no system call.
+  (an extra trip through the event loop). Here a read returns what the protocol has buffered, or waits on
+  one future with one timer.
 
 HTTP itself stays httpcore's and h11's (framing, keep-alive, pooling, proxies); this module is the socket
 under it. Errors are httpcore's: ConnectError/ConnectTimeout, ReadError/ReadTimeout, WriteError/WriteTimeout,
@@ -21,6 +20,7 @@ so httpx raises what it always raises. TLS uses `loop.start_tls` on the same pro
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import typing
 
@@ -85,6 +85,19 @@ class _Protocol(asyncio.Protocol):
         for w in waiters:
             if not w.done():
                 w.set_result(True)
+
+
+def _readable(sock) -> bool:
+    """Would a recv() on `sock` return at once (data or the end)? One poll() with no wait, as httpcore checks."""
+    try:
+        fd = sock.fileno()
+    except (AttributeError, OSError):
+        return True
+    if fd < 0:
+        return True
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(0))
 
 
 async def _wait(fut: asyncio.Future, timeout: float | None) -> bool:
@@ -204,7 +217,11 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "is_readable":  # an idle pooled connection the server closed (or wrote to)
-            return bool(self._protocol.buffer) or self._protocol.eof or self._transport.is_closing()
+            p = self._protocol
+            if p.buffer or p.eof or self._transport.is_closing():
+                return True
+            # A FIN the kernel has but the event loop has not delivered yet (a busy loop): ask the socket.
+            return _readable(self._transport.get_extra_info("socket"))
         if info == "ssl_object":
             return self._transport.get_extra_info("ssl_object")
         if info == "client_addr":

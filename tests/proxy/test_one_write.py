@@ -154,6 +154,32 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
         srv.close()
 
 
+def test_a_close_the_event_loop_has_not_delivered_yet_still_counts():
+    """The pool asks "is this idle connection readable?" before reusing it; a FIN that the kernel holds but the
+    (busy) event loop has not handed to the protocol yet must count, or the request is sent into a closed
+    connection and fails."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    async def go():
+        stream = await netstream.AsyncioBackend().connect_tcp("127.0.0.1", srv.getsockname()[1], timeout=5)
+        conn, _ = srv.accept()
+        assert stream.get_extra_info("is_readable") is False  # open and idle
+        conn.close()
+        time.sleep(0.1)  # the loop does not run: the protocol has not seen the end
+        assert not stream._protocol.eof
+        assert stream.get_extra_info("is_readable") is True  # the socket has
+        await asyncio.sleep(0.05)
+        assert stream._protocol.eof and await stream.read(100) == b""
+        await stream.aclose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        srv.close()
+
+
 def test_backend_failures_are_httpx_s_usual_errors(settings):
     refused = socket.socket()
     refused.bind(("127.0.0.1", 0))
