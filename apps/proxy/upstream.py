@@ -508,7 +508,14 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
     resp = None
     try:
         async with asyncio.timeout(budget):
-            resp = await http.send(req, stream=True)
+            try:
+                resp = await http.send(req, stream=True)
+            except httpx.RemoteProtocolError as exc:
+                if not _stale(exc):
+                    raise
+                # A kept-alive connection the server closed just as it was reused (its keep-alive timeout,
+                # uvicorn's 5 s: vLLM, the bundled inference server): the request never reached it; once more.
+                resp = await http.send(req, stream=True)
             if resp.status_code >= 400:
                 raw = await resp.aread()
                 raise classify(resp.status_code, raw, resp.headers)
@@ -566,6 +573,10 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
     lines = UpstreamLines(route=route, resp=resp, lines=rest, buffered=buffered, deadline=deadline,
                           release=release, on_end=on_end, read_s=first_byte)
     return Opened(route, mode, (time.perf_counter() - started) * 1000, lines=lines)
+
+
+def _stale(exc: httpx.RemoteProtocolError) -> bool:
+    return "without sending a response" in str(exc)
 
 
 async def _close(resp: httpx.Response | None) -> None:

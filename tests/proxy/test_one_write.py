@@ -33,6 +33,7 @@ class _RawUpstream:
         self.first_reads: list[bytes] = []
         self.requests: list[bytes] = []
         self.connections = 0
+        self.dropped: list[bytes] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -71,6 +72,11 @@ class _RawUpstream:
                              % (len(answer), answer))
                 if self.behaviour == "close_idle":  # closes a kept-alive connection once it is idle
                     time.sleep(0.05)
+                    return
+                if self.behaviour == "drop_reused":  # the next request on this connection is read, never answered
+                    dropped = conn.recv(1 << 20)
+                    if dropped:
+                        self.dropped.append(dropped)
                     return
 
     def close(self):
@@ -176,6 +182,36 @@ def test_a_close_the_event_loop_has_not_delivered_yet_still_counts():
 
     try:
         asyncio.run(go())
+    finally:
+        srv.close()
+
+
+def test_a_request_sent_into_a_connection_the_server_was_closing_is_sent_again(settings):
+    """A kept-alive connection that the server closes just as the proxy reuses it (the server's keep-alive
+    timeout): the request never reached it, so open_target sends it once more on a new connection instead of
+    failing the target."""
+    from apps.proxy.routing import Route
+
+    settings.HUB_PROXY_TIMEOUT_S = 10
+    srv = _RawUpstream("drop_reused")
+    upstream.set_transport(None)
+    route = Route(requested="m", version_id=None, upstream_model="m", base_url=f"http://127.0.0.1:{srv.port}/v1",
+                  api_key=None, remote=False, label="raw")
+
+    async def go():
+        answers = []
+        for _ in range(2):
+            opened = await upstream.open_target(route, mode="openai", path="/chat/completions",
+                                                body={"model": "m", "messages": []}, stream=False,
+                                                client_headers={}, release=lambda: None)
+            answers.append(opened.data)
+        await upstream.client().aclose()
+        return answers
+
+    try:
+        assert asyncio.run(go()) == [{"ok": True, "n": 27}, {"ok": True, "n": 27}]
+        assert srv.connections == 2 and len(srv.requests) == 2
+        assert len(srv.dropped) == 1 and srv.dropped[0].startswith(b"POST /v1/chat/completions")
     finally:
         srv.close()
 
