@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.exceptions import ApplicationError
 from apps.core.htmx import render_page
+from apps.core.templatetags.hub_format import target_text
 from apps.datasets.render import render_messages
 from apps.traffic import convert, health, selectors, services
 from apps.traffic.forms import CaptureRuleForm, ExportForm, RequestFilterForm, since_value
@@ -247,8 +248,10 @@ def _may_flush(user, rule_id: int) -> bool:
 def health_view(request):
     window = request.GET.get("window") if request.GET.get("window") in health.WINDOWS else "1h"
     body = health.health()
+    series = health.series(window)
+    series["labels"] = {label: target_text(label) for label in series["targets"]}  # the legends' names
     return render_page(request, "traffic/health.html", {
-        "health": body, "series": health.series(window), "window": window, "windows": list(health.WINDOWS),
+        "health": body, "series": series, "window": window, "windows": list(health.WINDOWS),
     })
 
 

@@ -19,8 +19,10 @@
   });
   const lat = [], req = [], err = [];
   let errors = 0;
-  names.forEach((name, i) => {
-    const pts = d.targets[name];
+  const labels = d.labels || {};
+  names.forEach((key, i) => {
+    const pts = d.targets[key];
+    const name = labels[key] || key;
     const color = palette[i % palette.length];
     const x = pts.map((p) => p.t);
     lat.push({type: "scatter", mode: "lines+markers", name: `${name} p50`, x, y: pts.map((p) => p.p50_ms),

@@ -93,7 +93,11 @@ def test_health_page(client, member, two_targets):
     resp = client.get(reverse("traffic:health"))
     body = resp.content.decode()
     assert resp.status_code == 200
-    assert "provider:acme/big" in body and "state-down" in body and "385 ms" in body
+    # targets named as the traffic pages name them: a version linked, a provider model as "provider · model"
+    assert '<td class="mono">acme · big</td>' in body and "state-down" in body and "385 ms" in body
+    assert f'<a href="{reverse("registry:detail", args=[1])}">mv-1</a>' in body
+    assert resp.context["series"]["labels"] == {"version:1": "mv-1", "provider:acme/big": "acme · big",
+                                                 "provider:backup/m": "backup · m"}
     assert 'id="health-series"' in body and "plotly-basic" in body and "traffic_health.js" in body
     assert client.get(reverse("traffic:health"), {"window": "7d"}).status_code == 200
     assert client.get(reverse("traffic:health"), {"window": "bogus"}).status_code == 200

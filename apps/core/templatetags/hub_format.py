@@ -15,7 +15,7 @@ import re
 
 from django import template
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 
 register = template.Library()
 
@@ -86,16 +86,26 @@ def show(value) -> str:
 _VERSION_LABEL = re.compile(r"version:([0-9]{1,18})")
 
 
+def target_text(label) -> str:
+    """A proxy target's label (apps.proxy.selectors.target_label) as people read it, in plain text (chart
+    legends): `version:12` -> `mv-12`, `provider:openrouter/gpt-4o` -> `openrouter · gpt-4o`."""
+    label = str(label or "")
+    m = _VERSION_LABEL.fullmatch(label)
+    if m:
+        return f"mv-{m[1]}"
+    if label.startswith("provider:") and "/" in label:
+        provider, model = label[len("provider:"):].split("/", 1)
+        return f"{provider} · {model}"
+    return label
+
+
 @register.filter
 def target(label) -> str:
-    """A proxy target's label (apps.proxy.selectors.target_label) for a page."""
+    """A proxy target's label for a page: target_text, a version linked to its page."""
     if not label:
         return DASH
     label = str(label)
     m = _VERSION_LABEL.fullmatch(label)
     if m:
         return format_html('<a href="{}">mv-{}</a>', reverse("registry:detail", args=[int(m[1])]), m[1])
-    if label.startswith("provider:") and "/" in label:
-        provider, model = label[len("provider:"):].split("/", 1)
-        return format_html("{} · {}", provider, model)
-    return label
+    return escape(target_text(label))
