@@ -293,13 +293,25 @@ async def _translated_lines(lines: AsyncIterator[str]) -> AsyncIterator[str]:
     yield "data: [DONE]"
 
 
+def _body_chunks(resp: httpx.Response) -> AsyncIterator[bytes]:
+    """The streamed body's bytes as they arrive. Without a content encoding (an event stream usually has
+    none), straight from the transport's stream: httpx's `aiter_bytes()` adds an identity decoder and a
+    re-chunker around it, two more generator steps per network read of a token stream."""
+    if resp.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        return resp.aiter_bytes()
+    if resp.is_stream_consumed or resp.is_closed:  # as httpx would refuse it
+        return resp.aiter_bytes()
+    resp.is_stream_consumed = True
+    return resp.stream.__aiter__()
+
+
 async def sse_lines(resp: httpx.Response) -> AsyncIterator[str]:
     """The lines of a streamed body, as httpx's `aiter_lines()` gives them, in two generator layers instead of
     four: the (content-decoded) bytes are split at line ends first and only whole lines are decoded (an event
     stream is UTF-8, so a character split across two reads is joined before decoding). `\r\n`, `\n` and a lone
     `\r` all end a line; a `\r\n` split across two reads gives one extra empty line, which SSE ignores."""
     pending = b""
-    async for chunk in resp.aiter_bytes():
+    async for chunk in _body_chunks(resp):
         if pending:
             chunk = pending + chunk
         if b"\r" in chunk:
