@@ -43,7 +43,7 @@ class Stack:
 
 # What `make run` does before the launcher (migrate, ensure_admin, prepare_base_model, an API key), in one Python
 # process rather than four `manage.py` runs: each would import Django and torch and start (and stop) the
-# embedded PostgreSQL again.
+# embedded PostgreSQL again. It migrates while the test builds the tiny model, and goes on once told it is built.
 _PREPARE = r"""
 import io, sys
 import django
@@ -51,6 +51,8 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", interactive=False, verbosity=0)
 call_command("ensure_admin")
+if sys.stdin.readline().strip() != "built":
+    sys.exit("the tiny model was not built")
 call_command("prepare_base_model", "--id", "tiny", "--path", sys.argv[1])
 out = io.StringIO()
 call_command("create_api_key", "admin", stdout=out)
@@ -58,12 +60,27 @@ print("API_KEY=" + out.getvalue().strip())
 """
 
 
-def _prepare(env, tiny: Path) -> str:
-    out = subprocess.run([sys.executable, "-c", _PREPARE, str(tiny)], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
-    if out.returncode != 0:
-        raise RuntimeError(f"preparing the data dir failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout.rsplit("API_KEY=", 1)[1].strip()
+def _prepare(env, tiny: Path, build) -> str:
+    """Run _PREPARE, calling `build()` (which writes the tiny model to `tiny`) while it migrates."""
+    proc = subprocess.Popen([sys.executable, "-c", _PREPARE, str(tiny)], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        build()
+    except Exception:
+        proc.communicate("", timeout=300)  # it exits by itself (stopping an embedded PostgreSQL it started)
+        raise
+    except BaseException:
+        proc.kill()
+        raise
+    try:
+        stdout, stderr = proc.communicate("built\n", timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"preparing the data dir failed:\n{stdout}\n{stderr}")
+    return stdout.rsplit("API_KEY=", 1)[1].strip()
 
 
 def start_stack(data_dir: Path, extra_env: dict | None = None):
@@ -73,14 +90,14 @@ def start_stack(data_dir: Path, extra_env: dict | None = None):
 
     tiny = data_dir / "tiny-model"
     corpus = [f"Question {i}: what is {i} plus {i}? Answer: {2 * i}." for i in range(50)]
-    build_model(tiny, size="nano", texts=corpus, vocab_size=400, context_length=256)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(HUB_DATA_DIR=str(data_dir), HUB_PORT=str(port), HUB_INFERENCE_PORT=str(free_port()),
                DJANGO_SETTINGS_MODULE="training_hub.settings", PYTHONUNBUFFERED="1",
                # a deploy would otherwise start a llama.cpp compile on a machine with none (tests may turn it on)
                **{"HUB_SERVING_GGUF": "off", **(extra_env or {})})
-    api_key = _prepare(env, tiny)
+    api_key = _prepare(env, tiny, lambda: build_model(tiny, size="nano", texts=corpus, vocab_size=400,
+                                                      context_length=256))
     password = (data_dir / "admin_password").read_text().strip()
     log_path = data_dir / "stack.log"
     log = open(log_path, "w")
@@ -136,7 +153,7 @@ def wait_run(client: httpx.Client, run_id: int, statuses=("succeeded", "failed",
         body = client.get(f"/api/runs/{run_id}").json()
         if body["status"] in statuses:
             return body
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"run {run_id} did not reach {statuses}: {body}")
 
 
@@ -150,7 +167,7 @@ def upload_ready(client: httpx.Client, name: str, filename: str, content: bytes,
     deadline = time.monotonic() + timeout
     while body["status"] == "importing":
         assert time.monotonic() < deadline, f"version {body['id']} still importing after {timeout} s"
-        time.sleep(0.5)
+        time.sleep(0.25)
         r = client.get(f"/api/datasets/versions/{body['id']}")
         assert r.status_code == 200, r.text
         body = r.json()

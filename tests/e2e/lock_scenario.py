@@ -172,16 +172,11 @@ class LockResult:
         return "\n".join(lines)
 
 
-def _admin_creates_users(url: str, admin_password: str, names: list[str]) -> None:
-    admin = Browser(url, "admin", admin_password)
-    try:
-        admin.login()
-        for name in names:
-            r = admin.post_form("/accounts/users/", {"username": name, "password": PASSWORD, "role": "member"})
-            if r.status_code != 302:
-                raise AssertionError(f"creating user {name} failed: {r.status_code} {r.text[:300]}")
-    finally:
-        admin.close()
+def _admin_creates_users(admin: Browser, names: list[str]) -> None:
+    for name in names:
+        r = admin.post_form("/accounts/users/", {"username": name, "password": PASSWORD, "role": "member"})
+        if r.status_code != 302:
+            raise AssertionError(f"creating user {name} failed: {r.status_code} {r.text[:300]}")
 
 
 _PROBE = r"""
@@ -317,19 +312,24 @@ def run_lock_scenario(url: str, admin_password: str, *, lines: int = 100_000, in
                       baseline_s: float = 5.0, log=print) -> LockResult:
     tag = uuid.uuid4().hex[:6]
     a_name, b_name, c_name = f"alice-{tag}", f"bob-{tag}", f"carol-{tag}"
-    _admin_creates_users(url, admin_password, [a_name, b_name, c_name])
+    admin = Browser(url, "admin", admin_password)
     alice, bob, carol = (Browser(url, n) for n in (a_name, b_name, c_name))
     result = LockResult(lines=lines)
     payload = short_lines(lines)
     load = probe = None
     try:
-        for b in (alice, bob, carol):
-            b.login()
+        admin.login()
+        # C first: her small training set is imported while the admin creates A and B and they log in.
+        _admin_creates_users(admin, [c_name])
+        carol.login()
         # C's small training set and tiny run (queued first: it trains while A's file is imported).
         r = carol.api("POST", "/api/datasets", data={"name": f"train-{tag}"},
                       files={"file": ("train.jsonl", train_jsonl(40), "application/jsonl")})
         assert r.status_code in (201, 202), r.text
         train_version = r.json()["id"]
+        _admin_creates_users(admin, [a_name, b_name])
+        for b in (alice, bob):
+            b.login()
         _wait_version(carol, train_version, 180)
         r = carol.api("POST", "/api/runs", json={
             "dataset_version_id": train_version, "base_model": base_model,
@@ -340,7 +340,7 @@ def run_lock_scenario(url: str, admin_password: str, *, lines: int = 100_000, in
         deadline = time.monotonic() + 180
         while carol.api("GET", f"/api/runs/{run_id}").json()["status"] == "queued":  # the worker has it
             assert time.monotonic() < deadline, "the run was never picked up"
-            time.sleep(0.5)
+            time.sleep(0.2)
 
         load = _Load([bob, carol], interval_s)
         probe = CpuShare(load.now)
@@ -386,7 +386,7 @@ def run_lock_scenario(url: str, admin_password: str, *, lines: int = 100_000, in
         if probe is not None:
             probe.stop()
             result.slowdown = probe.factor(*result.window)
-        for b in (alice, bob, carol):
+        for b in (admin, alice, bob, carol):
             b.close()
     return result
 

@@ -34,7 +34,7 @@ def test_big_upload_does_not_stall_other_users_or_the_run(which, request):
     s = request.getfixturevalue(which)
     try:
         result = run_lock_scenario(s.url, s.admin_password, lines=LINES, interval_s=0.5, max_steps=20,
-                                   baseline_s=3.0, timeout_s=240, log=lambda msg: None)
+                                   baseline_s=1.5, timeout_s=240, log=lambda msg: None)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{s.logs()}") from None
     summary = result.summary()
