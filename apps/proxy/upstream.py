@@ -397,21 +397,14 @@ class UpstreamLines:
         try:
             if self.done and not self.failed:
                 # The stream ended ([DONE] / message_stop) but its body may still hold the chunked terminator:
-                # read it (briefly), so the connection goes back to the pool instead of being dropped and the
-                # next call does not pay a new TCP connect.
-                try:
-                    async with asyncio.timeout(0.05):
-                        async for _ in self.lines:
-                            pass
-                except Exception:
-                    pass
-            aclose = getattr(self.lines, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    pass
-            await self.resp.aclose()
+                # read it (briefly) so the connection goes back to the pool instead of being dropped and the next
+                # call does not pay a new TCP connect — in the background: the client's last events and the end
+                # of its response do not wait for the upstream's terminator to arrive.
+                task = asyncio.get_running_loop().create_task(self._drain())
+                _draining.add(task)
+                task.add_done_callback(_draining.discard)
+            else:
+                await self._shut()
         finally:
             self.release()
             if self.on_end is not None and not self._ended:
@@ -419,6 +412,27 @@ class UpstreamLines:
                 result = self.on_end(not self.failed)  # a client that left early is not the target failing
                 if asyncio.iscoroutine(result):
                     await result
+
+    async def _drain(self) -> None:
+        try:
+            async with asyncio.timeout(0.05):
+                async for _ in self.lines:
+                    pass
+        except Exception:  # noqa: BLE001 - a terminator that does not come: the connection is closed instead
+            pass
+        await self._shut()
+
+    async def _shut(self) -> None:
+        aclose = getattr(self.lines, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:  # noqa: BLE001 - closing a generator whose connection already failed
+                pass
+        await self.resp.aclose()
+
+
+_draining: set[asyncio.Task] = set()  # finished streams reading their terminator (a reference keeps each alive)
 
 
 async def _peek(lines: AsyncIterator[str], *, native: bool) -> tuple[list[str], AsyncIterator[str]]:

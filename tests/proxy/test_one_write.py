@@ -216,6 +216,75 @@ def test_a_request_sent_into_a_connection_the_server_was_closing_is_sent_again(s
         srv.close()
 
 
+def test_a_finished_stream_does_not_wait_for_the_upstream_s_terminator_and_its_connection_is_reused(settings):
+    """After [DONE] the client's stream ends at once; the upstream's chunked terminator is read in the background
+    (so the kept-alive connection goes back to the pool)."""
+    from apps.proxy import gateway
+    from apps.proxy.routing import Route
+
+    settings.HUB_PROXY_TIMEOUT_S = 10
+    release = threading.Event()
+    terminator_sent: list[float] = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    connections = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    def handle(conn):
+        while True:
+            data = conn.recv(1 << 16)
+            if not data:
+                return
+            events = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n', b"data: [DONE]\n\n"]
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                         + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events))
+            release.wait(5)
+            release.clear()
+            terminator_sent.append(time.perf_counter())
+            conn.sendall(b"0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    upstream.set_transport(None)
+    route = Route(requested="m", version_id=None, upstream_model="m",
+                  base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/v1", api_key=None, remote=False, label="raw")
+
+    async def one():
+        opened = await upstream.open_target(route, mode="openai", path="/chat/completions",
+                                            body={"model": "m", "stream": True}, stream=True, client_headers={},
+                                            release=lambda: None)
+        events = [ev async for ev in gateway.sse_events(opened.lines)]
+        ended = time.perf_counter()
+        release.set()  # now the upstream may finish its body
+        return events, ended
+
+    async def go():
+        first, ended = await one()
+        assert first[0]["choices"][0]["delta"]["content"] == "hi"
+        await asyncio.sleep(0.02)
+        second, _ = await one()
+        await asyncio.sleep(0.02)
+        await upstream.client().aclose()
+        return ended
+
+    try:
+        ended = asyncio.run(go())
+        assert ended < terminator_sent[0]  # the stream's end did not wait for the terminator
+        assert len(connections) == 1  # and the connection was reused for the next call
+    finally:
+        sock.close()
+        for c in connections:
+            c.close()
+
+
 def test_backend_failures_are_httpx_s_usual_errors(settings):
     refused = socket.socket()
     refused.bind(("127.0.0.1", 0))
