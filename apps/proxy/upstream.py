@@ -33,6 +33,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import AsyncIterator, Callable
 
 import httpx
@@ -59,9 +60,16 @@ def client() -> httpx.AsyncClient:
         transport = _transport
         if transport is None and ASYNCIO_SOCKETS:
             transport = netstream.transport(limits=limits)
-        c = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
+        c = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False,
+                              cookies=_no_cookies())
         _clients[loop] = c
     return c
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: one client serves every user of the hub, so a cookie an upstream sets (a CDN's
+    bot-management cookie, a sticky-session one) must not ride along on other users' calls."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 _URLS: dict[str, httpx.URL] = {}

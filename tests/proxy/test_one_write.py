@@ -68,8 +68,9 @@ class _RawUpstream:
                     conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
                     return
                 answer = (b"z" * 1_500_000 if self.behaviour == "big" else b'{"ok": true, "n": %d}' % len(body))
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                             % (len(answer), answer))
+                cookie = b"set-cookie: __cf_bm=abc; Path=/\r\n" if self.behaviour == "cookie" else b""
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s"
+                             % (cookie, len(answer), answer))
                 if self.behaviour == "close_idle":  # closes a kept-alive connection once it is idle
                     time.sleep(0.05)
                     return
@@ -114,6 +115,25 @@ def test_an_upstream_request_arrives_in_one_segment(raw_upstream, settings):
         assert first.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n") and first.endswith(body)
     assert raw_upstream.requests[3].endswith(b"y" * 1000 + b'"}')
     assert raw_upstream.connections == 1  # keep-alive reuse is untouched
+
+
+def test_an_upstream_s_cookie_does_not_ride_along_on_later_calls():
+    srv = _RawUpstream("cookie")
+    upstream.set_transport(None)
+
+    async def go():
+        c = upstream.client()
+        for _ in range(2):
+            r = await c.post(f"http://127.0.0.1:{srv.port}/x", content=b"{}")
+            assert r.status_code == 200 and r.headers["set-cookie"].startswith("__cf_bm=")
+        assert len(c.cookies.jar) == 0
+        await c.aclose()
+
+    try:
+        asyncio.run(go())
+        assert all(b"cookie:" not in req.lower().replace(b"set-cookie", b"") for req in srv.requests)
+    finally:
+        srv.close()
 
 
 def test_the_client_can_be_switched_back_to_one_write_per_part(raw_upstream, monkeypatch):
