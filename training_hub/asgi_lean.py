@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import sys
+from contextlib import aclosing
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.core.exceptions import DisallowedHost, RequestAborted
@@ -36,6 +37,8 @@ from django.urls import get_resolver, set_script_prefix
 from django.urls.exceptions import Resolver404
 
 log = logging.getLogger(__name__)
+# A stream's last piece leaves with the end of its body (_LeanHandler.send_response); HUB_LAST_PIECE_ENDS=0: apart.
+LAST_PIECE_ENDS = os.environ.get("HUB_LAST_PIECE_ENDS", "1") != "0"
 
 
 def _has_api_key(scope) -> bool:
@@ -186,6 +189,31 @@ class _LeanHandler(ASGIHandler):
             response._resource_closers.clear()
             response.closed = True
         body_file.close()
+
+    async def send_response(self, response, send):
+        """Django's send_response, except that a stream's last piece carries the end of the body (more_body=False)
+        when the stream ends right after it: uvicorn then writes the last events and the chunked terminator in one
+        write — one TCP segment and one wake-up of the client less per streamed answer. Pieces are never held back
+        (apps.proxy.coalesce.with_last looks ahead only as far as the stream can go without waiting)."""
+        if not (response.streaming and LAST_PIECE_ENDS):
+            return await super().send_response(response, send)
+        from apps.proxy.coalesce import with_last
+
+        headers = []
+        for header, value in response.items():  # as Django's send_response
+            headers.append((header.encode("ascii") if isinstance(header, str) else bytes(header),
+                            value.encode("latin1") if isinstance(value, str) else bytes(value)))
+        for c in response.cookies.values():
+            headers.append((b"Set-Cookie", c.output(header="").encode("ascii").strip()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        ended = False
+        async with aclosing(with_last(aiter(response))) as content:
+            async for part, last in content:
+                for chunk, chunk_last in self.chunk_bytes(part):
+                    ended = last and chunk_last
+                    await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body"})
 
     @staticmethod
     def get_script_prefix(scope):

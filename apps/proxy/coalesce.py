@@ -104,3 +104,45 @@ async def coalesce(chunks: AsyncIterator) -> AsyncIterator:
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def with_last(chunks: AsyncIterator) -> AsyncIterator[tuple]:
+    """Yield `(item, last)` for each item of `chunks`. `last` is known without waiting: after an item, the stream's
+    next step runs once by hand; if the stream ends right there the item is the last, and if the step waits the item
+    is handed over (not last) before the wait. So a response's final piece can leave together with its end (one
+    write instead of two) while nothing is held back. An item handed over before a wait that then ends the stream is
+    followed by nothing: the caller closes the response itself."""
+    it = chunks.__aiter__()
+    try:
+        try:
+            item = await it.__anext__()
+        except StopAsyncIteration:
+            return
+        while True:
+            step = it.__anext__()
+            try:
+                pending = step.send(None)
+            except StopIteration as stop:  # the next item is ready
+                yield item, False
+                item = stop.value
+                continue
+            except StopAsyncIteration:  # the stream ended without waiting: this item is the last
+                yield item, True
+                return
+            except Exception:  # the stream failed: the ready item still leaves first, as it would have
+                yield item, False
+                raise
+            try:
+                yield item, False
+            except BaseException as exc:  # closed or cancelled while `step` is half-run
+                await _abandon(step, exc, pending)
+                raise
+            try:
+                item = await _Resume(step, pending)
+            except StopAsyncIteration:
+                return
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+

@@ -136,3 +136,81 @@ def test_cancelling_the_consumer_task_mid_wait_reaches_the_stream():
 
     assert asyncio.run(main()) == ["a"]
     assert seen == ["cancelled", "finally"]
+
+
+# --- with_last: a stream's final piece known without waiting ---------------------------------------------
+def test_with_last_marks_the_last_item_only_when_the_end_is_ready():
+    from apps.proxy.coalesce import with_last
+
+    async def source(end_waits: bool):
+        yield "a"
+        await asyncio.sleep(0.01)
+        yield "b"
+        yield "c"
+        if end_waits:
+            await asyncio.sleep(0.01)
+
+    assert asyncio.run(_collect(with_last(source(False)))) == [("a", False), ("b", False), ("c", True)]
+    assert asyncio.run(_collect(with_last(source(True)))) == [("a", False), ("b", False), ("c", False)]
+
+    async def empty():
+        return
+        yield  # noqa: unreachable - an async generator with no items
+
+    assert asyncio.run(_collect(with_last(empty()))) == []
+
+
+def test_with_last_hands_an_item_over_before_a_wait_and_a_failure():
+    from apps.proxy.coalesce import with_last
+
+    seen = []
+
+    async def source():
+        yield "a"
+        seen.append("waiting")
+        await asyncio.sleep(0.01)
+        yield "b"
+        raise RuntimeError("upstream broke")
+
+    async def main():
+        got = []
+        with pytest.raises(RuntimeError):
+            async for item, last in with_last(source()):
+                got.append((item, last, list(seen)))
+        return got
+
+    # "a" is handed over while the stream waits (before "waiting" is even reached, the step ran once), "b" before
+    # the failure propagates
+    assert asyncio.run(main()) == [("a", False, ["waiting"]), ("b", False, ["waiting"])]
+
+
+def test_the_lean_handler_sends_a_stream_s_last_piece_with_its_end():
+    from django.http import StreamingHttpResponse
+
+    from training_hub.asgi_lean import _LeanHandler
+
+    async def run(end_waits: bool):
+        async def body():
+            yield b"data: 1\n\n"
+            await asyncio.sleep(0.01)
+            yield b"data: [DONE]\n\n"
+            if end_waits:
+                await asyncio.sleep(0.01)
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        response = StreamingHttpResponse(body(), content_type="text/event-stream")
+        response["x-test"] = "1"
+        await _LeanHandler().send_response(response, send)
+        return sent
+
+    sent = asyncio.run(run(False))
+    assert sent[0]["type"] == "http.response.start" and (b"x-test", b"1") in sent[0]["headers"]
+    assert [(m.get("body"), m.get("more_body")) for m in sent[1:]] == [
+        (b"data: 1\n\n", True), (b"data: [DONE]\n\n", False)]  # the end rides on the last piece: no empty message
+    sent = asyncio.run(run(True))
+    assert [(m.get("body"), m.get("more_body", False)) for m in sent[1:]] == [
+        (b"data: 1\n\n", True), (b"data: [DONE]\n\n", True), (None, False)]
