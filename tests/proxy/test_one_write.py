@@ -85,12 +85,24 @@ class _RawUpstream:
 
 
 @pytest.fixture
-def raw_upstream():
-    srv = _RawUpstream()
+def raw_server():
+    """Make `_RawUpstream(behaviour)` servers, closed after the test; the proxy uses its real network client."""
+    made: list[_RawUpstream] = []
     upstream.set_transport(None)  # the real network client, as in production
-    yield srv
-    srv.close()
+
+    def make(behaviour: str = "ok") -> _RawUpstream:
+        made.append(_RawUpstream(behaviour))
+        return made[-1]
+
+    yield make
+    for srv in made:
+        srv.close()
     upstream.set_transport(None)
+
+
+@pytest.fixture
+def raw_upstream(raw_server):
+    return raw_server()
 
 
 def test_an_upstream_request_arrives_in_one_segment(raw_upstream, settings):
@@ -117,9 +129,8 @@ def test_an_upstream_request_arrives_in_one_segment(raw_upstream, settings):
     assert raw_upstream.connections == 1  # keep-alive reuse is untouched
 
 
-def test_an_upstream_s_cookie_does_not_ride_along_on_later_calls():
-    srv = _RawUpstream("cookie")
-    upstream.set_transport(None)
+def test_an_upstream_s_cookie_does_not_ride_along_on_later_calls(raw_server):
+    srv = raw_server("cookie")
 
     async def go():
         c = upstream.client()
@@ -129,11 +140,8 @@ def test_an_upstream_s_cookie_does_not_ride_along_on_later_calls():
         assert len(c.cookies.jar) == 0
         await c.aclose()
 
-    try:
-        asyncio.run(go())
-        assert all(b"cookie:" not in req.lower().replace(b"set-cookie", b"") for req in srv.requests)
-    finally:
-        srv.close()
+    asyncio.run(go())
+    assert all(b"cookie:" not in req.lower().replace(b"set-cookie", b"") for req in srv.requests)
 
 
 def test_the_client_can_be_switched_back_to_one_write_per_part(raw_upstream, monkeypatch):
@@ -161,9 +169,8 @@ def _post(port: int, body: bytes = b"{}", **client):
     return asyncio.run(go())
 
 
-def test_a_connection_the_server_closed_while_idle_is_not_reused():
-    srv = _RawUpstream("close_idle")
-    upstream.set_transport(None)
+def test_a_connection_the_server_closed_while_idle_is_not_reused(raw_server):
+    srv = raw_server("close_idle")
 
     async def go():
         c = upstream.client()
@@ -173,11 +180,8 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
             await asyncio.sleep(0.2)  # the server has closed it by now: the pool must see that, not fail
         await c.aclose()
 
-    try:
-        asyncio.run(go())
-        assert srv.connections == 3
-    finally:
-        srv.close()
+    asyncio.run(go())
+    assert srv.connections == 3
 
 
 def test_a_close_the_event_loop_has_not_delivered_yet_still_counts():
@@ -206,15 +210,14 @@ def test_a_close_the_event_loop_has_not_delivered_yet_still_counts():
         srv.close()
 
 
-def test_a_request_sent_into_a_connection_the_server_was_closing_is_sent_again(settings):
+def test_a_request_sent_into_a_connection_the_server_was_closing_is_sent_again(settings, raw_server):
     """A kept-alive connection that the server closes just as the proxy reuses it (the server's keep-alive
     timeout): the request never reached it, so open_target sends it once more on a new connection instead of
     failing the target."""
     from apps.proxy.routing import Route
 
     settings.HUB_PROXY_TIMEOUT_S = 10
-    srv = _RawUpstream("drop_reused")
-    upstream.set_transport(None)
+    srv = raw_server("drop_reused")
     route = Route(requested="m", version_id=None, upstream_model="m", base_url=f"http://127.0.0.1:{srv.port}/v1",
                   api_key=None, remote=False, label="raw")
 
@@ -228,12 +231,9 @@ def test_a_request_sent_into_a_connection_the_server_was_closing_is_sent_again(s
         await upstream.client().aclose()
         return answers
 
-    try:
-        assert asyncio.run(go()) == [{"ok": True, "n": 27}, {"ok": True, "n": 27}]
-        assert srv.connections == 2 and len(srv.requests) == 2
-        assert len(srv.dropped) == 1 and srv.dropped[0].startswith(b"POST /v1/chat/completions")
-    finally:
-        srv.close()
+    assert asyncio.run(go()) == [{"ok": True, "n": 27}, {"ok": True, "n": 27}]
+    assert srv.connections == 2 and len(srv.requests) == 2
+    assert len(srv.dropped) == 1 and srv.dropped[0].startswith(b"POST /v1/chat/completions")
 
 
 def test_a_finished_stream_does_not_wait_for_the_upstream_s_terminator_and_its_connection_is_reused(settings):
@@ -305,7 +305,7 @@ def test_a_finished_stream_does_not_wait_for_the_upstream_s_terminator_and_its_c
             c.close()
 
 
-def test_backend_failures_are_httpx_s_usual_errors(settings):
+def test_backend_failures_are_httpx_s_usual_errors(raw_server):
     refused = socket.socket()
     refused.bind(("127.0.0.1", 0))
     port = refused.getsockname()[1]
@@ -313,28 +313,16 @@ def test_backend_failures_are_httpx_s_usual_errors(settings):
     with pytest.raises(httpx.ConnectError):
         _post(port)
 
-    stall = _RawUpstream("stall")
-    try:
-        t0 = time.perf_counter()
-        with pytest.raises(httpx.ReadTimeout):
-            _post(stall.port, timeout=httpx.Timeout(5, read=0.3))
-        assert time.perf_counter() - t0 < 2
-    finally:
-        stall.close()
+    t0 = time.perf_counter()
+    with pytest.raises(httpx.ReadTimeout):
+        _post(raw_server("stall").port, timeout=httpx.Timeout(5, read=0.3))
+    assert time.perf_counter() - t0 < 2
 
-    drop = _RawUpstream("drop_mid")
-    try:
-        with pytest.raises(httpx.RemoteProtocolError):  # h11: the body ended before its Content-Length
-            _post(drop.port)
-    finally:
-        drop.close()
+    with pytest.raises(httpx.RemoteProtocolError):  # h11: the body ended before its Content-Length
+        _post(raw_server("drop_mid").port)
 
-    big = _RawUpstream("big")  # more than the read buffer's high-water mark: reading pauses and resumes
-    try:
-        r = _post(big.port)
-        assert r.status_code == 200 and r.content == b"z" * 1_500_000
-    finally:
-        big.close()
+    r = _post(raw_server("big").port)  # more than the read buffer's high-water mark: reading pauses and resumes
+    assert r.status_code == 200 and r.content == b"z" * 1_500_000
 
 
 def test_tls_through_the_asyncio_backend(tmp_path):
