@@ -67,25 +67,49 @@ async def _abandon(step, exc: BaseException, pending) -> None:
         return
 
 
+_READY, _END, _FAILED, _WAITS = "ready", "end", "failed", "waits"
+
+
+def _step(it) -> tuple:
+    """Run the stream's next `__anext__()` by hand, once: `(_READY, item)` when an item was ready without waiting,
+    `(_END, None)` when it ended, `(_FAILED, exception)` when it failed, `(_WAITS, (step, pending))` when it waits —
+    then `await _Resume(step, pending)` goes on with the same step (and `_abandon` drops it)."""
+    step = it.__anext__()
+    try:
+        pending = step.send(None)
+    except StopIteration as stop:
+        return _READY, stop.value
+    except StopAsyncIteration:
+        return _END, None
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
+        return _FAILED, exc
+    return _WAITS, (step, pending)
+
+
+async def _aclose(it) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 async def coalesce(chunks: AsyncIterator) -> AsyncIterator:
     """Yield the text of `chunks` (str or bytes items), every run of items that were ready at once joined."""
     it = chunks.__aiter__()
     ready: list = []
     try:
         while True:
-            step = it.__anext__()
-            try:
-                pending = step.send(None)
-            except StopIteration as stop:  # ready without waiting
-                ready.append(stop.value)
+            kind, value = _step(it)
+            if kind == _READY:
+                ready.append(value)
                 continue
-            except StopAsyncIteration:
+            if kind == _END:
                 break
-            except Exception:  # the stream failed: what was ready still leaves first, as it would have
+            if kind == _FAILED:  # the stream failed: what was ready still leaves first, as it would have
                 if ready:
                     yield _join(ready)
                     ready = []
-                raise
+                raise value
+            step, pending = value
             if ready:  # the next item waits for the network: what is ready leaves now
                 try:
                     yield _join(ready)
@@ -101,9 +125,7 @@ async def coalesce(chunks: AsyncIterator) -> AsyncIterator:
         if ready:
             yield _join(ready)
     finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _aclose(it)
 
 
 async def with_last(chunks: AsyncIterator) -> AsyncIterator[tuple]:
@@ -119,19 +141,18 @@ async def with_last(chunks: AsyncIterator) -> AsyncIterator[tuple]:
         except StopAsyncIteration:
             return
         while True:
-            step = it.__anext__()
-            try:
-                pending = step.send(None)
-            except StopIteration as stop:  # the next item is ready
+            kind, value = _step(it)
+            if kind == _READY:
                 yield item, False
-                item = stop.value
+                item = value
                 continue
-            except StopAsyncIteration:  # the stream ended without waiting: this item is the last
+            if kind == _END:  # the stream ended without waiting: this item is the last
                 yield item, True
                 return
-            except Exception:  # the stream failed: the ready item still leaves first, as it would have
+            if kind == _FAILED:  # the stream failed: the ready item still leaves first, as it would have
                 yield item, False
-                raise
+                raise value
+            step, pending = value
             try:
                 yield item, False
             except BaseException as exc:  # closed or cancelled while `step` is half-run
@@ -142,7 +163,4 @@ async def with_last(chunks: AsyncIterator) -> AsyncIterator[tuple]:
             except StopAsyncIteration:
                 return
     finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
+        await _aclose(it)
