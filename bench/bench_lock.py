@@ -59,7 +59,7 @@ def main() -> int:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "training_hub.settings")
     from tests.e2e.conftest import start_stack
-    from tests.e2e.lock_scenario import run_lock_scenario, write_samples
+    from tests.e2e.lock_scenario import run_lock_scenario, web_server_pid, write_samples
 
     data_dir = Path(tempfile.mkdtemp(prefix="hub-lock-"))
     extra, cleanup = _database_env(args.database, data_dir)
@@ -69,7 +69,7 @@ def main() -> int:
     stack = next(stack_gen)
     try:
         result = run_lock_scenario(stack.url, stack.admin_password, lines=args.lines, interval_s=args.interval,
-                                   max_steps=args.max_steps)
+                                   max_steps=args.max_steps, server_pid=web_server_pid(stack.proc.pid))
     finally:
         stack_gen.close()
         cleanup()

@@ -9,13 +9,17 @@ other users waited for the whole import (at 100k lines: 30 s, then 500s and a fa
 bench/bench_lock.py prints the figures).
 
 The latency bound is for an idle core: on a shared machine every CPU-bound request (a login hashes its
-password for ~0.25 s) is slower by the factor `CpuShare` measures during the import, so the bound is
-scaled by it (never below 1 s). A stall behind another request's transaction is not scaled away: the old
-path stalled the other users for the whole import, tens of seconds."""
+password for ~0.2 s) is slower by the factor the web server's threads waited for a CPU during the import
+(`ServerShare`, Linux schedstat), so the bound is scaled by it (never below 1 s). A probe process outside
+the stack (`CpuShare`) misjudged that both ways: with autogroup scheduling the stack's session (server,
+training run, import worker) shares one group's CPU, so the probe said 3.1x while the server ran ~10x
+slower (a CI run: logins p50 3 s), and 12x while the server ran ~3x (the suite's training tests in the
+probe's own group). A stall behind another request's transaction is sleeping, not waiting for a CPU, and
+is not scaled away: the old path stalled the other users for the whole import, tens of seconds."""
 import pytest
 
 from tests.e2e.conftest import start_stack
-from tests.e2e.lock_scenario import run_lock_scenario
+from tests.e2e.lock_scenario import run_lock_scenario, web_server_pid
 
 pytestmark = [pytest.mark.e2e]
 
@@ -34,7 +38,8 @@ def test_big_upload_does_not_stall_other_users_or_the_run(which, request):
     s = request.getfixturevalue(which)
     try:
         result = run_lock_scenario(s.url, s.admin_password, lines=LINES, interval_s=0.5, max_steps=20,
-                                   baseline_s=1.5, timeout_s=240, log=lambda msg: None)
+                                   baseline_s=1.5, timeout_s=240, server_pid=web_server_pid(s.proc.pid),
+                                   log=lambda msg: None)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{s.logs()}") from None
     summary = result.summary()
@@ -44,8 +49,7 @@ def test_big_upload_does_not_stall_other_users_or_the_run(which, request):
     assert not bad, f"{summary}\n" + "\n".join(bad[:10]) + f"\n{s.logs()}"
     assert result.import_status == "ready" and result.example_count == LINES, summary
     assert result.run_status == "succeeded", f"{summary}\n{s.logs()}"
-    slowdown = result.slowdown if result.slowdown == result.slowdown else 1.0  # nan: no probe point
     # The upload request stores the file and answers within about a second; it does not parse 30k lines.
-    assert result.upload_seconds <= 1.0 * max(1.0, slowdown), summary
+    assert result.upload_seconds <= 1.0 * result.cpu_factor, summary
     assert len(result.in_window()) >= 10, summary
-    assert result.p95 <= P95_LIMIT_S * max(1.0, slowdown), summary
+    assert result.p95 <= P95_LIMIT_S * result.cpu_factor, summary
