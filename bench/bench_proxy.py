@@ -246,6 +246,9 @@ def main() -> int:
                    HUB_INFERENCE_URL=f"http://127.0.0.1:{mock_port}/v1", LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
         try:
             subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+            # the data dir's static files, as `make setup` collects them (else the hub warns once per file)
+            subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                           check=True)
             out = subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=env, check=True,
                                  capture_output=True, text=True).stdout
             key = [line[4:] for line in out.splitlines() if line.startswith("KEY=")][0]
