@@ -28,6 +28,9 @@ import httpcore
 import httpx
 
 FLUSH_BYTES = 64 * 1024
+# The WriteError of a request that never left: its pooled connection was found closed when the request was to be
+# written (apps.proxy.upstream sends such a request again, on another connection).
+NOT_SENT = "The connection was closed before the request could be sent."
 READ_HIGH = 256 * 1024  # buffered but unread bytes past which the socket stops being read (flow control)
 
 
@@ -148,7 +151,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self._size = 0
         p = self._protocol
         if p.eof or self._transport.is_closing():
-            raise httpcore.WriteError("The connection was closed before the request could be sent.")
+            raise httpcore.WriteError(NOT_SENT)
         try:
             self._transport.write(data)
         except (RuntimeError, OSError) as exc:
@@ -283,4 +286,4 @@ def transport(*, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bo
     return t
 
 
-__all__ = ["AsyncioBackend", "AsyncioStream", "FLUSH_BYTES", "transport"]
+__all__ = ["AsyncioBackend", "AsyncioStream", "FLUSH_BYTES", "NOT_SENT", "transport"]

@@ -542,14 +542,16 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
     resp = None
     try:
         async with asyncio.timeout(budget):
-            try:
-                resp = await http.send(req, stream=True)
-            except httpx.RemoteProtocolError as exc:
-                if not _stale(exc):
-                    raise
-                # A kept-alive connection the server closed just as it was reused (its keep-alive timeout,
-                # uvicorn's 5 s: vLLM, the bundled inference server): the request never reached it; once more.
-                resp = await http.send(req, stream=True)
+            for attempt in range(1, STALE_ATTEMPTS + 1):
+                try:
+                    resp = await http.send(req, stream=True)
+                    break
+                except (httpx.RemoteProtocolError, httpx.WriteError) as exc:
+                    # A kept-alive connection the server closed just as it was reused (its keep-alive timeout,
+                    # uvicorn's 5 s: vLLM, the bundled inference server): the request never reached it; again,
+                    # on another connection (after a quiet spell several pooled ones may have expired at once).
+                    if attempt == STALE_ATTEMPTS or not _stale(exc, first=attempt == 1):
+                        raise
             if resp.status_code >= 400:
                 raw = await resp.aread()
                 raise classify(resp.status_code, raw, resp.headers)
@@ -609,8 +611,18 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
     return Opened(route, mode, (time.perf_counter() - started) * 1000, lines=lines)
 
 
-def _stale(exc: httpx.RemoteProtocolError) -> bool:
-    return "without sending a response" in str(exc)
+STALE_ATTEMPTS = 3
+
+
+def _stale(exc: httpx.RemoteProtocolError | httpx.WriteError, *, first: bool) -> bool:
+    """Did the request die on a pooled connection the server had closed? Either it was never written (the
+    backend found the connection closed: netstream.NOT_SENT; safe to send again, whatever happened before), or
+    the server closed the connection without a byte of answer (h11: "Server disconnected without sending a
+    response."): the keep-alive race, sent again once only, so a request that makes the server crash is not
+    sent three times."""
+    if isinstance(exc, httpx.WriteError):
+        return str(exc) == netstream.NOT_SENT
+    return first and "without sending a response" in str(exc)
 
 
 async def _close(resp: httpx.Response | None) -> None:

@@ -236,6 +236,42 @@ def test_a_request_sent_into_a_connection_the_server_was_closing_is_sent_again(s
     assert len(srv.dropped) == 1 and srv.dropped[0].startswith(b"POST /v1/chat/completions")
 
 
+def test_a_request_whose_pooled_connection_closed_before_it_was_written_is_sent_on_another(settings, raw_server,
+                                                                                            monkeypatch):
+    """The pool checks an idle connection before reusing it, but the server's FIN can arrive in between (httpcore
+    waits on a lock first: the loop runs). The backend then refuses to write (netstream.NOT_SENT) and open_target
+    sends the request again on a new connection, as often as that happens (a 200-stream soak against a server
+    with uvicorn's 5 s keep-alive had five such 502s in 2,500 streams)."""
+    from apps.proxy.routing import Route
+
+    settings.HUB_PROXY_TIMEOUT_S = 10
+    srv = raw_server("close_idle")
+    route = Route(requested="m", version_id=None, upstream_model="m", base_url=f"http://127.0.0.1:{srv.port}/v1",
+                  api_key=None, remote=False, label="raw")
+    readable = netstream.AsyncioStream.get_extra_info
+    # the check loses the race every time: a closed idle connection looks alive to the pool
+    monkeypatch.setattr(netstream.AsyncioStream, "get_extra_info",
+                        lambda self, info: False if info == "is_readable" else readable(self, info))
+
+    async def call():
+        return (await upstream.open_target(route, mode="openai", path="/chat/completions", body={"model": "m"},
+                                           stream=False, client_headers={}, release=lambda: None)).data
+
+    async def go():
+        c = upstream.client()
+        answers = [await call()]
+        await asyncio.sleep(0.2)  # the server has closed it, and the loop has seen the end
+        answers.append(await call())
+        await asyncio.sleep(0.2)
+        with pytest.raises(httpx.WriteError, match="before the request could be sent"):  # what the retry catches
+            await c.post(f"http://127.0.0.1:{srv.port}/x", content=b"{}")
+        await c.aclose()
+        return answers
+
+    assert asyncio.run(go()) == [{"ok": True, "n": 13}] * 2  # n: the body length the server read
+    assert srv.connections == 2 and len(srv.requests) == 2
+
+
 def test_a_finished_stream_does_not_wait_for_the_upstream_s_terminator_and_its_connection_is_reused(settings):
     """After [DONE] the client's stream ends at once; the upstream's chunked terminator is read in the background
     (so the kept-alive connection goes back to the pool)."""
