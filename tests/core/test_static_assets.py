@@ -105,3 +105,28 @@ def test_pages_work_where_collectstatic_has_not_run(tmp_path, settings, caplog, 
     assert page.status_code == 200 and b'href="/static/css/hub.css"' in page.content
     css = client.get("/static/css/hub.css")
     assert css.status_code == 200 and b".card" in b"".join(css.streaming_content)
+
+
+@pytest.mark.django_db
+def test_whitenoise_s_start_up_guesses_do_not_warn(collected, caplog, tmp_path):
+    """With a manifest, whitenoise's middleware asks the storage for the "unhashed" name of every file with a
+    dot in its stem (vendor/htmx.min.js -> vendor/htmx.js) to tell immutable files apart: `make run` logged a
+    "not in the collected manifest ... run collectstatic" warning for each, right after collectstatic. Only a
+    real file missing from the manifest warns."""
+    from django.test import override_settings
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    from apps.core.staticfiles import HubStaticFilesStorage
+
+    later = tmp_path / "later"
+    (later / "css").mkdir(parents=True)
+    (later / "css" / "added-after-collectstatic.css").write_text(".x{}")
+    with override_settings(STATIC_ROOT=collected, STATICFILES_DIRS=[*settings.STATICFILES_DIRS, later],
+                           STATICFILES_FINDERS=["django.contrib.staticfiles.finders.FileSystemFinder"]), \
+            caplog.at_level(logging.WARNING, logger="apps.core.staticfiles"):
+        storage = HubStaticFilesStorage()
+        WhiteNoiseMiddleware(lambda request: None)
+        assert storage.url("vendor/htmx.js") == "/static/vendor/htmx.js"  # no such file: the name, quietly
+        assert "not in the collected manifest" not in caplog.text
+        assert storage.url("css/added-after-collectstatic.css") == "/static/css/added-after-collectstatic.css"
+        assert "'css/added-after-collectstatic.css' is not in the collected manifest" in caplog.text
