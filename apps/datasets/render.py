@@ -44,3 +44,18 @@ def render_messages(messages: list[dict], tools=None) -> list[dict]:
             "tool_call_id": m.get("tool_call_id"),
         })
     return turns
+
+
+def tool_rows(tools) -> list[dict]:
+    """OpenAI-style tool definitions as the pages show them (templates/core/_tools.html): name, description and
+    the JSON schema of the arguments, indented. Entries that are not function tools are shown by their type."""
+    rows = []
+    for t in tools or []:
+        if not isinstance(t, dict):
+            continue
+        fn = t.get("function") if isinstance(t.get("function"), dict) else t  # Anthropic's shape is flat
+        schema = fn.get("parameters", fn.get("input_schema"))
+        rows.append({"name": str(fn.get("name") or t.get("type") or "(unnamed)"),
+                     "description": str(fn.get("description") or ""),
+                     "parameters": json.dumps(schema, indent=2, ensure_ascii=False, default=str) if schema else ""})
+    return rows

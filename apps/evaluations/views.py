@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from apps.core.exceptions import ApplicationError, PermissionDenied
 from apps.core.htmx import render_page
 from apps.core.inputs import parse_id
+from apps.datasets.render import tool_rows
 from apps.evaluations import selectors, services
 from apps.evaluations.forms import EvaluationForm
 from workers.engine import rewards
@@ -147,7 +148,7 @@ def task_view(request, evaluation_id: int, task_id: int):
                           "b": (got["b"].components.get(n) if "b" in got else None)})
     prompt = task.task.get("prompt")
     messages_ = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-    extra = {k: v for k, v in task.task.items() if k not in ("prompt", "metadata")}
+    extra = {k: v for k, v in task.task.items() if k not in ("prompt", "metadata", "tools")}
     meta = {k: v for k, v in (task.task.get("metadata") or {}).items() if k != "reference"}
     neighbours = list(ev.tasks.order_by("index").values_list("pk", flat=True))
     i = neighbours.index(task.pk)
@@ -155,6 +156,7 @@ def task_view(request, evaluation_id: int, task_id: int):
         "ev": ev, "task": task, "messages_": messages_, "a": got.get("a"), "b": got.get("b"), "rows": comp_rows,
         "reference": (task.task.get("metadata") or {}).get("reference"),
         "extra": [(k, v if isinstance(v, str) else json.dumps(v, indent=2)) for k, v in extra.items()],
+        "tools": tool_rows(task.task.get("tools")),
         "meta": [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items()],
         "prev_id": neighbours[i - 1] if i > 0 else None,
         "next_id": neighbours[i + 1] if i + 1 < len(neighbours) else None})

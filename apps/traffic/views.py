@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.core.exceptions import ApplicationError
 from apps.core.htmx import render_page
 from apps.core.templatetags.hub_format import target_text
-from apps.datasets.render import render_messages
+from apps.datasets.render import render_messages, tool_rows
 from apps.traffic import convert, health, selectors, services
 from apps.traffic.forms import CaptureRuleForm, ExportForm, RequestFilterForm, since_value
 from apps.traffic.models import TrafficExport
@@ -156,8 +156,7 @@ def request_detail_view(request, log_id: int):
     attempts = log_field(row, None, "attempts") or []
     ctx = {
         "entry": entry, "row": row, "turns": render_messages(conv.messages, conv.tools), "conv": conv,
-        "tools": [{"name": t["function"].get("name"), "description": t["function"].get("description") or "",
-                   "parameters": _pretty(t["function"].get("parameters") or {})} for t in conv.tools or []],
+        "tools": tool_rows(conv.tools),
         "attempts": [a for a in attempts if isinstance(a, dict)] if isinstance(attempts, list) else [],
         "upstream_ms": log_field(row, None, "upstream_ms"),
         "overhead_ms": log_field(row, None, "overhead_ms"),

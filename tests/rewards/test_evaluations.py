@@ -216,3 +216,24 @@ def test_cancel_during_the_run_and_a_version_that_cannot_load(member, versions, 
     ev = run.evaluation_process(evaluation_id=ev.pk)
     assert ev.status == "failed" and "Could not load the model version" in ev.error
     assert ev.job.error_code == "E_EVALUATION_FAILED"
+
+
+def test_task_page_shows_the_offered_tools_one_per_line(client, member, versions):
+    """A task's tool definitions: one collapsible entry per tool (name, description, argument schema), as on the
+    traffic pages, not one JSON dump of the whole list; content escaped."""
+    from apps.evaluations import services
+
+    child, _ = versions
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather <b>now</b>",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+        {"type": "function", "function": {"name": "list_cities"}}]
+    ev = services.evaluation_create(user=member, model_version_id=child.pk,
+                                    tasks=[{"prompt": "Weather in Paris?", "tools": tools}], preset="tool-use")
+    client.force_login(member)
+    page = client.get(f"/evaluations/{ev.pk}/tasks/{ev.tasks.get().pk}/").content.decode()
+    assert page.count('<details class="tool">') == 2
+    assert '<strong class="mono">get_weather</strong>' in page and '<strong class="mono">list_cities</strong>' in page
+    assert "Current weather &lt;b&gt;now&lt;/b&gt;" in page and "<b>now</b>" not in page
+    assert "&quot;city&quot;: {" in page and "No arguments." in page
+    assert "<dt>tools</dt>" not in page and "Tools the model was offered (2)" in page
