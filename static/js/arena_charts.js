@@ -37,7 +37,8 @@
     Plotly.newPlot(el, [trace], layout, cfg);
   }
 
-  forest("chart-pairs", d.pairs || [], {color: "#1f77b4", ref: 0.5, range: [0, 1], percent: true,
+  // a little room beyond 0 % and 100 %: a dot at either end would sit on the axis, over the end of its label
+  forest("chart-pairs", d.pairs || [], {color: "#1f77b4", ref: 0.5, range: [-0.04, 1.04], percent: true,
                                         title: "win rate of the first-named model (Wilson 95 % interval)"});
   forest("chart-ranking", d.ranking || [], {color: "#7a5af8", ref: 1000,
                                             title: "Bradley–Terry score, Elo scale (bootstrap 95 % interval)"});
