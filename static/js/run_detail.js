@@ -84,7 +84,8 @@
   render();
 
   const $ = (id) => document.getElementById(id);
-  const fmt = (v, d) => (v === null || v === undefined) ? "" : Number(v).toFixed(d);
+  const fmt = (v, d) => (v === null || v === undefined) ? ""  // as the page's `num` filter: 12,345.6
+    : Number(v).toLocaleString("en-US", {minimumFractionDigits: d, maximumFractionDigits: d});
   function duration(s) {
     if (s === null || s === undefined) return "";
     s = Math.round(s);

@@ -119,3 +119,16 @@ def test_preference_section_title_follows_the_method_select(client, member, qa_v
     assert page.inner_text(summary).strip() == "Preference (KTO)"
     page.select_option("select[name=method]", "grpo")
     assert page.inner_text(summary).strip() == "KL penalty (GRPO)"
+
+
+def test_live_figures_keep_thousands_separators(client, member, qa_version, tiny_base_model, page_for):  # noqa: F811
+    """A GPU run's throughput is in the thousands: the live stats read 12,345.7 tokens/s as the server-rendered
+    page does (the `num` filter), not 12345.7."""
+    run, html = _run_page(client, member, qa_version)
+    page = page_for(html, f"/runs/{run.pk}/", [
+        {"event": "progress", "payload": {"status": "running", "points": [], "current_step": 3, "total_steps": 12,
+                                          "summary": {"tokens_per_s": 12345.67, "steps_per_s": 1.5, "loss": 0.5}}},
+    ])
+    page.wait_for_function("() => document.getElementById('stat-step').textContent === '3'")
+    assert page.inner_text("#stat-tps").strip() == "12,345.7"
+    assert page.inner_text("#stat-loss").strip() == "0.5000"

@@ -44,6 +44,27 @@ def test_estimate_button_renders_estimate(logged_in, qa_version, tiny_base_model
     assert TrainingRun.objects.count() == 0
 
 
+def test_estimate_figures_have_thousands_separators(logged_in, qa_version, tiny_base_model, monkeypatch):
+    """Dataset tokens, steps and tokens processed read 12,345 (as the throughput already did)."""
+    from apps.training import views
+
+    create = views.services.run_create
+    big = {"dataset_tokens": 1234567, "steps": 12345, "tokens_processed": 7654321, "examples_too_long": 1200,
+           "longest_example_tokens": 40960}
+
+    def dry_run(**kw):
+        out = create(**kw)
+        return {**out, "estimate": {**out["estimate"], **big}}
+
+    monkeypatch.setattr(views.services, "run_create", dry_run)
+    r = logged_in.post("/runs/new/", {"dataset_version": qa_version.pk, "method": "lora", "base_model": "tiny",
+                                      "backend": "local", "epochs": 1, "action": "estimate"}, HTTP_HX_REQUEST="true")
+    html = r.content.decode()
+    for text in ("<dd>1,234,567</dd>", "<dd>12,345</dd>", "<dd>7,654,321</dd>", "1,200 example(s)",
+                 "longest 40,960 tokens"):
+        assert text in html, text
+
+
 def test_run_page_and_list(logged_in, member, qa_version, tiny_base_model):
     from apps.training.services import run_create
 
