@@ -173,3 +173,14 @@ def test_bad_rules_name_their_fields_and_write_nothing(admin_user, values, field
 def test_rules_are_written_by_admins_only(member):
     with pytest.raises(PermissionDenied):
         alert_rule_create(actor=member, name="r", metric="error_rate", threshold=5)
+
+
+def test_alert_values_read_with_thousands_separators(now, client, admin_user):
+    """A p95 of 12 seconds reads "12,345.6 ms" in the firing list (its row and the summary above it)."""
+    traffic(now, n=25, slow=25, slow_ms=12345.6)
+    alerts_evaluate(now=now)
+    assert firing("latency_p95").get().value == pytest.approx(12345.6)
+    client.force_login(admin_user)
+    html = client.get("/monitoring/").content.decode()
+    assert html.count("12,345.6 ms") >= 2 and "12345.6" not in html
+    assert "25 req." in html and "1,000 ms" in html  # the latency rule's threshold, in the rules table
