@@ -169,6 +169,19 @@ def _post(port: int, body: bytes = b"{}", **client):
     return asyncio.run(go())
 
 
+def _raw_route(port: int):
+    """A route to a raw test server on `port`, as open_target gets it for an OpenAI-compatible upstream."""
+    from apps.proxy.routing import Route
+
+    return Route(requested="m", version_id=None, upstream_model="m", base_url=f"http://127.0.0.1:{port}/v1",
+                 api_key=None, remote=False, label="raw")
+
+
+async def _open(route, body: dict, *, stream: bool = False):
+    return await upstream.open_target(route, mode="openai", path="/chat/completions", body=body, stream=stream,
+                                      client_headers={}, release=lambda: None)
+
+
 def test_a_connection_the_server_closed_while_idle_is_not_reused(raw_server):
     srv = raw_server("close_idle")
 
@@ -214,20 +227,14 @@ def test_a_request_sent_into_a_connection_the_server_was_closing_is_sent_again(s
     """A kept-alive connection that the server closes just as the proxy reuses it (the server's keep-alive
     timeout): the request never reached it, so open_target sends it once more on a new connection instead of
     failing the target."""
-    from apps.proxy.routing import Route
-
     settings.HUB_PROXY_TIMEOUT_S = 10
     srv = raw_server("drop_reused")
-    route = Route(requested="m", version_id=None, upstream_model="m", base_url=f"http://127.0.0.1:{srv.port}/v1",
-                  api_key=None, remote=False, label="raw")
+    route = _raw_route(srv.port)
 
     async def go():
         answers = []
         for _ in range(2):
-            opened = await upstream.open_target(route, mode="openai", path="/chat/completions",
-                                                body={"model": "m", "messages": []}, stream=False,
-                                                client_headers={}, release=lambda: None)
-            answers.append(opened.data)
+            answers.append((await _open(route, {"model": "m", "messages": []})).data)
         await upstream.client().aclose()
         return answers
 
@@ -242,20 +249,16 @@ def test_a_request_whose_pooled_connection_closed_before_it_was_written_is_sent_
     waits on a lock first: the loop runs). The backend then refuses to write (netstream.NOT_SENT) and open_target
     sends the request again on a new connection, as often as that happens (a 200-stream soak against a server
     with uvicorn's 5 s keep-alive had five such 502s in 2,500 streams)."""
-    from apps.proxy.routing import Route
-
     settings.HUB_PROXY_TIMEOUT_S = 10
     srv = raw_server("close_idle")
-    route = Route(requested="m", version_id=None, upstream_model="m", base_url=f"http://127.0.0.1:{srv.port}/v1",
-                  api_key=None, remote=False, label="raw")
+    route = _raw_route(srv.port)
     readable = netstream.AsyncioStream.get_extra_info
     # the check loses the race every time: a closed idle connection looks alive to the pool
     monkeypatch.setattr(netstream.AsyncioStream, "get_extra_info",
                         lambda self, info: False if info == "is_readable" else readable(self, info))
 
     async def call():
-        return (await upstream.open_target(route, mode="openai", path="/chat/completions", body={"model": "m"},
-                                           stream=False, client_headers={}, release=lambda: None)).data
+        return (await _open(route, {"model": "m"})).data
 
     async def go():
         c = upstream.client()
@@ -276,7 +279,6 @@ def test_a_finished_stream_does_not_wait_for_the_upstream_s_terminator_and_its_c
     """After [DONE] the client's stream ends at once; the upstream's chunked terminator is read in the background
     (so the kept-alive connection goes back to the pool)."""
     from apps.proxy import gateway
-    from apps.proxy.routing import Route
 
     settings.HUB_PROXY_TIMEOUT_S = 10
     release = threading.Event()
@@ -310,13 +312,10 @@ def test_a_finished_stream_does_not_wait_for_the_upstream_s_terminator_and_its_c
 
     threading.Thread(target=serve, daemon=True).start()
     upstream.set_transport(None)
-    route = Route(requested="m", version_id=None, upstream_model="m",
-                  base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/v1", api_key=None, remote=False, label="raw")
+    route = _raw_route(sock.getsockname()[1])
 
     async def one():
-        opened = await upstream.open_target(route, mode="openai", path="/chat/completions",
-                                            body={"model": "m", "stream": True}, stream=True, client_headers={},
-                                            release=lambda: None)
+        opened = await _open(route, {"model": "m", "stream": True}, stream=True)
         events = [ev async for ev in gateway.sse_events(opened.lines)]
         ended = time.perf_counter()
         release.set()  # now the upstream may finish its body
