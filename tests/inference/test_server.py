@@ -119,6 +119,32 @@ def test_stop_strings_are_not_emitted(root, tiny_model_dir):
     assert stop not in cut.text and full.text.startswith(cut.text)
 
 
+def test_an_end_of_sequence_token_is_counted_as_generated(root, tiny_model_dir):
+    """A model whose first sampled token ends the answer still generated a token: completion_tokens is 1 (as
+    vLLM and llama.cpp's server count it), the text empty, the finish "stop"; tokens before an EOS count too."""
+    import dataclasses
+
+    import torch
+
+    from workers.inference import engine
+
+    loaded = engine.ModelStore(root).get("mv-1")
+    ids = engine.text_prompt_ids(loaded, "def add")
+
+    def greedy_next(prefix):
+        with torch.inference_mode():
+            return int(loaded.model(input_ids=torch.tensor([prefix])).logits[0, -1].float().argmax())
+
+    first = greedy_next(ids)
+    second = greedy_next(ids + [first])
+    res = engine.generate_all(dataclasses.replace(loaded, eos_ids={first}), ids, max_tokens=3, temperature=0)
+    assert (res.text, res.finish_reason, res.completion_tokens) == ("", "stop", 1)
+    if second != first:
+        res = engine.generate_all(dataclasses.replace(loaded, eos_ids={second}), ids, max_tokens=3, temperature=0)
+        assert res.finish_reason == "stop" and res.completion_tokens == 2
+        assert res.text == loaded.tokenizer.decode([first], skip_special_tokens=True)
+
+
 def test_lora_adapter_is_applied(tmp_path, tiny_model_dir):
     """A LoRA adapter with non-zero weights changes the logits; the server serves base + adapter."""
     import torch

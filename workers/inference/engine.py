@@ -220,7 +220,9 @@ def generate(loaded: LoadedModel, prompt_ids: list[int], *, max_tokens: int, tem
     finish_reason ("stop" or "length") and, when a stop string ended the text, that string as
     stop_reason (vLLM's field); deltas never split a UTF-8 character nor leak part of a stop string.
     `constraint` (structured.Constraint) masks the logits to what its grammar allows; generation
-    ends ("stop") once the grammar is complete. The caller must hold loaded.lock."""
+    ends ("stop") once the grammar is complete. completion_tokens counts an end-of-sequence token the
+    model sampled (it was generated, as vLLM and llama.cpp's server count it). The caller must hold
+    loaded.lock."""
     import torch
 
     model, tok = loaded.model, loaded.tokenizer
@@ -230,7 +232,7 @@ def generate(loaded: LoadedModel, prompt_ids: list[int], *, max_tokens: int, tem
     past = None
     produced: list[int] = []
     emitted = 0  # characters of the decoded text already sent
-    finish = "length"
+    finish, ended_on_eos = "length", 0
     with torch.inference_mode():
         for _ in range(max_tokens):
             if should_stop():
@@ -242,8 +244,8 @@ def generate(loaded: LoadedModel, prompt_ids: list[int], *, max_tokens: int, tem
             if constraint is not None:
                 constraint.mask(logits)
             nxt = _sample(logits, temperature, top_p, gen)
-            if nxt in loaded.eos_ids:
-                finish = "stop"
+            if nxt in loaded.eos_ids:  # a generated token too: counted, as vLLM and llama.cpp's server count it
+                finish, ended_on_eos = "stop", 1
                 break
             produced.append(nxt)
             if constraint is not None:
@@ -277,7 +279,7 @@ def generate(loaded: LoadedModel, prompt_ids: list[int], *, max_tokens: int, tem
         hit, which = _first_stop(tail, stop)
         if hit >= 0:
             tail, finish = tail[:hit], "stop"
-    yield tail, finish, len(produced), which
+    yield tail, finish, len(produced) + ended_on_eos, which
 
 
 def _sample(logits, temperature: float, top_p: float, gen) -> int:
