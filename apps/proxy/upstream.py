@@ -542,6 +542,7 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
     resp = None
     try:
         async with asyncio.timeout(budget):
+            resent_unanswered = False
             for attempt in range(1, STALE_ATTEMPTS + 1):
                 try:
                     resp = await http.send(req, stream=True)
@@ -550,8 +551,9 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
                     # A kept-alive connection the server closed just as it was reused (its keep-alive timeout,
                     # uvicorn's 5 s: vLLM, the bundled inference server): the request never reached it; again,
                     # on another connection (after a quiet spell several pooled ones may have expired at once).
-                    if attempt == STALE_ATTEMPTS or not _stale(exc, first=attempt == 1):
+                    if attempt == STALE_ATTEMPTS or not _stale(exc, first=not resent_unanswered):
                         raise
+                    resent_unanswered = resent_unanswered or isinstance(exc, httpx.RemoteProtocolError)
             if resp.status_code >= 400:
                 raw = await resp.aread()
                 raise classify(resp.status_code, raw, resp.headers)
@@ -618,8 +620,9 @@ def _stale(exc: httpx.RemoteProtocolError | httpx.WriteError, *, first: bool) ->
     """Did the request die on a pooled connection the server had closed? Either it was never written (the
     backend found the connection closed: netstream.NOT_SENT; safe to send again, whatever happened before), or
     the server closed the connection without a byte of answer (h11: "Server disconnected without sending a
-    response."): the keep-alive race, sent again once only, so a request that makes the server crash is not
-    sent three times."""
+    response."): the keep-alive race, sent again once only (`first`: no earlier attempt of this request ended
+    so; attempts that were never written do not count), so a request that makes the server crash is not sent
+    three times."""
     if isinstance(exc, httpx.WriteError):
         return str(exc) == netstream.NOT_SENT
     return first and "without sending a response" in str(exc)

@@ -275,6 +275,55 @@ def test_a_request_whose_pooled_connection_closed_before_it_was_written_is_sent_
     assert srv.connections == 2 and len(srv.requests) == 2
 
 
+FAILURES = {"unsent": lambda: httpx.WriteError(netstream.NOT_SENT),
+            "unanswered": lambda: httpx.RemoteProtocolError("Server disconnected without sending a response.")}
+
+
+def _scripted_sends(failures: list[str]):
+    """A transport whose sends fail as `failures` name in turn (FAILURES) and then answer; (transport, sends)."""
+    sends: list[int] = []
+
+    def handler(request):
+        sends.append(1)
+        if len(sends) <= len(failures):
+            raise FAILURES[failures[len(sends) - 1]]()
+        return httpx.Response(200, json={"ok": True})
+
+    return httpx.MockTransport(handler), sends
+
+
+UNSENT, UNANSWERED = "unsent", "unanswered"
+
+
+@pytest.mark.parametrize("failures, answered, sent", [
+    # seen in the soak: two pooled connections found closed, then a third the server closed as it was used
+    ([UNSENT, UNANSWERED], True, 3),
+    ([UNANSWERED, UNSENT], True, 3),
+    ([UNANSWERED], True, 2),
+    ([UNSENT, UNSENT], True, 3),
+    # a request that may have reached the server and went unanswered twice is not sent a third time
+    ([UNANSWERED, UNANSWERED], False, 2),
+    ([UNSENT, UNANSWERED, UNANSWERED], False, 3),
+    ([UNSENT, UNSENT, UNSENT], False, 3),
+])
+def test_only_an_unanswered_request_limits_the_resends(settings, failures, answered, sent):
+    """Sends that never left (netstream.NOT_SENT) do not use up the one resend of a request the server closed
+    its connection on without answering."""
+    settings.HUB_PROXY_TIMEOUT_S = 10
+    transport, sends = _scripted_sends(failures)
+    upstream.set_transport(transport)
+    try:
+        if answered:
+            assert asyncio.run(_open(_raw_route(9), {"model": "m"})).data == {"ok": True}
+        else:
+            with pytest.raises(upstream.TargetFailed) as failed:
+                asyncio.run(_open(_raw_route(9), {"model": "m"}))
+            assert failed.value.status == "upstream_error"
+    finally:
+        upstream.set_transport(None)
+    assert len(sends) == sent
+
+
 def test_a_finished_stream_does_not_wait_for_the_upstream_s_terminator_and_its_connection_is_reused(settings):
     """After [DONE] the client's stream ends at once; the upstream's chunked terminator is read in the background
     (so the kept-alive connection goes back to the pool)."""
