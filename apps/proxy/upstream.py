@@ -549,11 +549,13 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
                     break
                 except (httpx.RemoteProtocolError, httpx.WriteError) as exc:
                     # A kept-alive connection the server closed just as it was reused (its keep-alive timeout,
-                    # uvicorn's 5 s: vLLM, the bundled inference server): the request never reached it; again,
-                    # on another connection (after a quiet spell several pooled ones may have expired at once).
-                    if attempt == STALE_ATTEMPTS or not _stale(exc, first=not resent_unanswered):
+                    # uvicorn's 5 s: vLLM, the bundled inference server): again, on another connection (after a
+                    # quiet spell several pooled ones may have expired at once); an unanswered one once only.
+                    stale = _stale(exc)
+                    if (attempt == STALE_ATTEMPTS or stale is None
+                            or (stale == "unanswered" and resent_unanswered)):
                         raise
-                    resent_unanswered = resent_unanswered or isinstance(exc, httpx.RemoteProtocolError)
+                    resent_unanswered = resent_unanswered or stale == "unanswered"
             if resp.status_code >= 400:
                 raw = await resp.aread()
                 raise classify(resp.status_code, raw, resp.headers)
@@ -616,16 +618,15 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
 STALE_ATTEMPTS = 3
 
 
-def _stale(exc: httpx.RemoteProtocolError | httpx.WriteError, *, first: bool) -> bool:
-    """Did the request die on a pooled connection the server had closed? Either it was never written (the
-    backend found the connection closed: netstream.NOT_SENT; safe to send again, whatever happened before), or
-    the server closed the connection without a byte of answer (h11: "Server disconnected without sending a
-    response."): the keep-alive race, sent again once only (`first`: no earlier attempt of this request ended
-    so; attempts that were never written do not count), so a request that makes the server crash is not sent
-    three times."""
+def _stale(exc: httpx.RemoteProtocolError | httpx.WriteError) -> str | None:
+    """Did the request die on a pooled connection the server had closed? "unsent": it was never written (the
+    backend found the connection closed: netstream.NOT_SENT), safe to send again whatever happened before;
+    "unanswered": the server closed the connection without a byte of answer (h11: "Server disconnected without
+    sending a response."), the keep-alive race, which open_target sends again once only, so a request that makes
+    the server crash is not sent three times; None: neither."""
     if isinstance(exc, httpx.WriteError):
-        return str(exc) == netstream.NOT_SENT
-    return first and "without sending a response" in str(exc)
+        return "unsent" if str(exc) == netstream.NOT_SENT else None
+    return "unanswered" if "without sending a response" in str(exc) else None
 
 
 async def _close(resp: httpx.Response | None) -> None:
