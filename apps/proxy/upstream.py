@@ -542,8 +542,8 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
     resp = None
     try:
         async with asyncio.timeout(budget):
-            resent_unanswered = False
-            for attempt in range(1, STALE_ATTEMPTS + 1):
+            unsent, resent_unanswered = 0, False
+            while True:
                 try:
                     resp = await http.send(req, stream=True)
                     break
@@ -552,10 +552,12 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
                     # uvicorn's 5 s: vLLM, the bundled inference server): again, on another connection (after a
                     # quiet spell several pooled ones may have expired at once); an unanswered one once only.
                     stale = _stale(exc)
-                    if (attempt == STALE_ATTEMPTS or stale is None
-                            or (stale == "unanswered" and resent_unanswered)):
+                    if stale == "unsent" and unsent < UNSENT_RESENDS:
+                        unsent += 1
+                    elif stale == "unanswered" and not resent_unanswered:
+                        resent_unanswered = True
+                    else:
                         raise
-                    resent_unanswered = resent_unanswered or stale == "unanswered"
             if resp.status_code >= 400:
                 raw = await resp.aread()
                 raise classify(resp.status_code, raw, resp.headers)
@@ -615,7 +617,9 @@ async def open_target(route: Route, *, mode: str, path: str, body: dict, stream:
     return Opened(route, mode, (time.perf_counter() - started) * 1000, lines=lines)
 
 
-STALE_ATTEMPTS = 3
+# Resends of a request that was never written (netstream.NOT_SENT): safe and cheap (the closed connection is found
+# before a byte goes out), bounded all the same. A 200-stream soak once met three such connections in a row.
+UNSENT_RESENDS = 8
 
 
 def _stale(exc: httpx.RemoteProtocolError | httpx.WriteError) -> str | None:

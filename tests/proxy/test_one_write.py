@@ -301,14 +301,19 @@ UNSENT, UNANSWERED = "unsent", "unanswered"
     ([UNANSWERED, UNSENT], True, 3),
     ([UNANSWERED], True, 2),
     ([UNSENT, UNSENT], True, 3),
+    # seen in a later soak: three pooled connections in a row found closed
+    ([UNSENT, UNSENT, UNSENT], True, 4),
+    ([UNSENT, UNANSWERED, UNSENT, UNSENT], True, 5),
     # a request that may have reached the server and went unanswered twice is not sent a third time
     ([UNANSWERED, UNANSWERED], False, 2),
     ([UNSENT, UNANSWERED, UNANSWERED], False, 3),
-    ([UNSENT, UNSENT, UNSENT], False, 3),
+    # never-written resends are bounded all the same (upstream.UNSENT_RESENDS)
+    ([UNSENT] * 8, True, 9),
+    ([UNSENT] * 9, False, 9),
 ])
 def test_only_an_unanswered_request_limits_the_resends(settings, failures, answered, sent):
     """Sends that never left (netstream.NOT_SENT) do not use up the one resend of a request the server closed
-    its connection on without answering."""
+    its connection on without answering, and have a bound of their own."""
     settings.HUB_PROXY_TIMEOUT_S = 10
     transport, sends = _scripted_sends(failures)
     upstream.set_transport(transport)
